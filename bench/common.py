@@ -1,0 +1,29 @@
+"Shared helpers for benchmark scripts: every record carries the machine, the commit and the config."
+import json, os, platform, subprocess, time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / 'results'
+
+def commit():
+    "Short hash of HEAD, with '+dirty' when the tree has uncommitted changes; 'unknown' outside git."
+    root = Path(__file__).resolve().parents[1]
+    try:
+        h = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root, capture_output=True, text=True).stdout.strip()
+        return h + ('+dirty' if dirty else '')
+    except Exception: return 'unknown'
+
+def device_name(device='cpu'):
+    "A human-readable name of the device the benchmark ran on."
+    import torch
+    if str(device).startswith('cuda') and torch.cuda.is_available(): return torch.cuda.get_device_name(0)
+    return f'cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)'
+
+def write_record(name, **record):
+    "Append one JSON record to bench/results/<name>.jsonl, adding commit, time and torch version."
+    import torch
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    rec = dict(record, commit=record.get('commit', commit()), torch=torch.__version__,
+               time=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
+    with open(RESULTS / f'{name}.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
+    return rec
