@@ -5,24 +5,24 @@
 # %% auto #0
 __all__ = ['ensure_vision_ops', 'import_torchvision']
 
-# %% ../nbs/01_vision.ipynb #be88d1b3
+# %% ../nbs/01_vision.ipynb #93fad89f
 import importlib, threading
 import torch
 
-# %% ../nbs/01_vision.ipynb #c4389ad2
+# %% ../nbs/01_vision.ipynb #fdf27c69
 _SCHEMAS = {'nms': 'nms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor',
             'qnms': 'qnms(Tensor dets, Tensor scores, float iou_threshold) -> Tensor'}
 _LIB = None  # the torch.library.Library holding our schemas; must stay referenced
 _LOCK = threading.Lock()
 
-# %% ../nbs/01_vision.ipynb #c242ef7d
+# %% ../nbs/01_vision.ipynb #4090e5f1
 def _op_exists(name):
     "Is `torchvision::name` a known operator schema?"
     try: torch._C._dispatch_find_schema_or_throw(f'torchvision::{name}', '')
     except RuntimeError: return False
     return True
 
-# %% ../nbs/01_vision.ipynb #dd0405e2
+# %% ../nbs/01_vision.ipynb #618c26ac
 def _try_load_real_ops():
     "Load torchvision's compiled `_C` library without importing torchvision; True if it linked."
     spec = importlib.util.find_spec('torchvision')
@@ -34,7 +34,7 @@ def _try_load_real_ops():
             except (OSError, RuntimeError): pass
     return False
 
-# %% ../nbs/01_vision.ipynb #958d7a42
+# %% ../nbs/01_vision.ipynb #fb1fb8e5
 def ensure_vision_ops():
     "Make sure `torchvision::nms` and `torchvision::qnms` exist, loading real ops when they link; idempotent."
     global _LIB
@@ -46,7 +46,7 @@ def ensure_vision_ops():
         for n in missing: _LIB.define(_SCHEMAS[n])
         return 'schemas'
 
-# %% ../nbs/01_vision.ipynb #00cbe5ca
+# %% ../nbs/01_vision.ipynb #883ca264
 def import_torchvision():
     "Import and return `torchvision`, working around CPU-torch / CUDA-torchvision mismatches."
     ensure_vision_ops()
