@@ -25,7 +25,9 @@ def run_one(path, skip_flags):
     from nbdev.process import NBProcessor
     nb = NBProcessor(path, process=True).nb  # parses directives into cell.directives_
     shell = CaptureShell(path, mpl_format='png')
-    shell.run_all(nb, exc_stop=True, preproc=_skip(skip_flags))
+    from fastcore.xtras import working_directory
+    with working_directory(path.parent):  # as nbdev's test_nb runs them
+        shell.run_all(nb, exc_stop=True, preproc=_skip(skip_flags))
     raw = read_nb(path)
     for c_raw, c in zip(raw.cells, nb.cells):
         if c_raw.cell_type == 'code' and not _skip(skip_flags)(c):
