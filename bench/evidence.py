@@ -1,0 +1,101 @@
+"""Evidence for MTT and MIM4DD: random, herding, MTT, MTT+MIM4DD, DM, DM+MIM4DD under one evaluation protocol.
+
+    python bench/evidence.py --datasets digits --ipcs 1 10          # CPU-sized defaults (see BUDGET)
+    python bench/evidence.py --datasets mnist --ipcs 1 --methods random herding mtt mtt+mim
+
+Every distilled method gets the same experts, seeds, initial images and iteration budget; the MIM weight lam is
+calibrated once (seed 0) so that lam * L_MIM is `--ratio` of the base loss at the start, then fixed for all seeds.
+Each seed's set is evaluated with `--eval-runs` fresh ConvNets under MTT's protocol (shortened epochs are in the
+protocol string). Records (JSON Lines, bench/results/evidence.jsonl): one per (dataset, ipc, method) with
+acc_mean/acc_std over seeds, plus one per (dataset, ipc, base) with the paired difference base+MIM minus base and
+a paired t-test and sign count over seeds.
+"""
+import argparse, json, sys, time
+from dataclasses import asdict
+from pathlib import Path
+import numpy as np, torch
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import device_name, write_record
+from mim4dd.coreset import herding_coreset
+from mim4dd.data import load_dataset
+from mim4dd.distill import DistillConfig, Distiller, calibrate_lam, make_generators
+from mim4dd.evaluate import evaluate_set
+from mim4dd.experts import ExpertStore, train_experts, build_net
+from mim4dd.nets import load_flat_params_
+
+ROOTS = {'mnist': Path(__file__).resolve().parents[2] / 'shared' / 'data'}
+# CPU-sized budgets: experts, and per IPC the MTT settings and the iterations shared by every distilled method.
+BUDGET = {'digits': dict(n_experts=6, expert_epochs=12, mtt={1: dict(syn_steps=10, max_start_epoch=8), 10: dict(syn_steps=10, max_start_epoch=8)},
+                         iterations={1: 100, 10: 50}, dm_iterations={1: 300, 10: 300}, eval_epochs=300),
+          'mnist': dict(n_experts=2, expert_epochs=4, mtt={1: dict(syn_steps=20, max_start_epoch=2), 10: dict(syn_steps=10, max_start_epoch=2)},
+                        iterations={1: 60, 10: 20}, dm_iterations={1: 200, 10: 200}, eval_epochs=300)}
+METHODS = ('random', 'herding', 'mtt', 'mtt+mim', 'dm', 'dm+mim')
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--datasets', nargs='+', default=['digits'])
+    ap.add_argument('--ipcs', nargs='+', type=int, default=[1, 10])
+    ap.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS)
+    ap.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    ap.add_argument('--eval-runs', type=int, default=2)
+    ap.add_argument('--ratio', type=float, default=0.2, help='lam * L_MIM / L_base at the start')
+    ap.add_argument('--critic', default='nce')
+    ap.add_argument('--work', default='runs/evidence', help='experts and distilled sets (resumable)')
+    ap.add_argument('--note', default='')
+    ap.add_argument('--threads', type=int, help='torch.set_num_threads (recorded)')
+    ap.add_argument('--out', default='evidence')
+    a = ap.parse_args(argv)
+    if a.threads: torch.set_num_threads(a.threads)
+    for name in a.datasets:
+        b = BUDGET[name]
+        train, test = load_dataset(name, root=ROOTS.get(name))
+        work = Path(a.work) / name
+        store = ExpertStore(work / 'experts')
+        t0 = time.time()
+        train_experts(train, test, store, n_experts=b['n_experts'], n_epochs=b['expert_epochs'], seed=0, progress=True)
+        expert_secs = time.time() - t0
+        embedder = build_net(store.manifest(0)['model']); load_flat_params_(embedder, store.load(0)[-1])
+        for ipc in a.ipcs:
+            common = dict(dataset=name, ipc=ipc, device=device_name('cpu'), note=a.note,
+                          experts=f"{b['n_experts']} x {b['expert_epochs']} epochs", eval_runs=a.eval_runs)
+            accs, lams = {}, {}
+            for method in a.methods:
+                per_seed, secs, protocol, extra = [], 0., None, {}
+                for seed in a.seeds:
+                    t0 = time.time()
+                    base = method.split('+')[0]
+                    if method == 'random':
+                        x, y = train.sample_per_class(ipc, make_generators(seed)['init']); lr = 0.01  # the distillations' start
+                    elif method == 'herding':
+                        x, y = herding_coreset(train, ipc, embedder); lr = 0.01
+                    else:
+                        kw = dict(dataset=name, ipc=ipc, base=base, seed=seed, track_mi=False, checkpoint_every=50)
+                        if base == 'mtt': kw.update(iterations=b['iterations'][ipc], **b['mtt'][ipc])
+                        else: kw.update(iterations=b['dm_iterations'][ipc])
+                        if method.endswith('+mim'):
+                            if base not in lams: lams[base] = calibrate_lam(DistillConfig(**kw, critic=a.critic), train, store, ratio=a.ratio)
+                            kw.update(lam=lams[base], critic=a.critic)
+                        cfg = DistillConfig(**kw)
+                        tag = f"{method}_ipc{ipc}_seed{seed}"
+                        ds = Distiller(cfg, train, store if base == 'mtt' else None).run(work / tag, progress=False)
+                        x, y, lr = ds.x, ds.y, ds.eval_lr
+                        extra = dict(lam=cfg.lam, iterations=cfg.iterations, **({k: v for k, v in b['mtt'][ipc].items()} if base == 'mtt' else {}))
+                    res = evaluate_set(x, y, test, n_runs=a.eval_runs, n_epochs=b['eval_epochs'], seed=seed, lr=lr)
+                    per_seed.append(res.acc_final_mean); protocol = res.protocol; secs += time.time() - t0
+                    print(f'{name} ipc={ipc} {method} seed={seed}: {res}', flush=True)
+                accs[method] = per_seed
+                write_record(a.out, **common, method=method, protocol=protocol, acc_mean=float(np.mean(per_seed)),
+                             acc_std=float(np.std(per_seed)), n_runs=len(per_seed), per_seed=per_seed, seeds=a.seeds,
+                             seconds=secs, expert_seconds=expert_secs, **extra)
+            for base in ('mtt', 'dm'):
+                if base in accs and f'{base}+mim' in accs:
+                    d = np.array(accs[f'{base}+mim']) - np.array(accs[base])
+                    t = stats.ttest_rel(accs[f'{base}+mim'], accs[base]) if len(d) > 1 and d.std() > 0 else None
+                    write_record(a.out + '_paired', **common, method=f'{base}+mim - {base}', protocol=protocol,
+                                 diff_mean=float(d.mean()), diff_std=float(d.std(ddof=1)) if len(d) > 1 else 0.,
+                                 n_pos=int((d > 0).sum()), n_seeds=len(d), t=float(t.statistic) if t else None,
+                                 p_value=float(t.pvalue) if t else None, lam=lams.get(base), seconds=0.)
+
+if __name__ == '__main__': main()
