@@ -5,7 +5,8 @@
 - `full`:  `mim4dd.mtt.TrajectoryMatcher(mode='full')` (the same maths, keeps every step's graph);
 - `exact`: `mim4dd.mtt.TrajectoryMatcher(mode='exact')` (constant-memory reverse pass, same gradients).
 
-Every (mode, syn_steps, ipc) runs in a fresh subprocess so that its peak resident memory (ru_maxrss) is its own.
+DSA runs inside every unroll, its family cycling through the strategy (rather than drawn at random) so that every
+mode does the same augmentation work. Every (mode, syn_steps, ipc) runs in a fresh subprocess so that its peak resident memory (ru_maxrss) is its own.
 Each record also holds the FLOP count of one iteration (torch.utils.flop_counter.FlopCounterMode: matmuls and
 convolutions, forward and all backward passes) and the achieved FLOP/s. Times are wall-clock
 and process CPU time (with one intra-op thread, CPU time is what an idle machine's wall time would be: it does not
@@ -69,7 +70,13 @@ def child(cfg):
     dsa = None
     if cfg['dsa']:
         from mim4dd.augment import DSA, dsa_strategy_for
-        dsa = DSA(dsa_strategy_for(cfg['shape']))
+        class CycleDSA(DSA):
+            "DSA whose family cycles through the strategy instead of being drawn: the same work in every mode"
+            k = 0
+            def sample(self, x, generator=None, **kw):
+                self.k += 1
+                return super().sample(x, generator, family=self.families[(self.k - 1) % len(self.families)])
+        dsa = CycleDSA(dsa_strategy_for(cfg['shape']))
     step_size = StepSize(0.01)
     def make_iteration(syn_steps):
         if cfg['mode'] == 'plain':
@@ -77,7 +84,12 @@ def child(cfg):
         config = MTTConfig(syn_steps=syn_steps, expert_epochs=1, max_start_epoch=1, dsa=cfg['dsa'])
         matcher = TrajectoryMatcher(net, [torch.stack([theta_start, theta_target])], config, dsa=dsa, generator=g, mode=cfg['mode'])
         return lambda: matcher.loss_and_grad(x_syn, y_syn, step_size)
-    iteration = make_iteration(cfg['syn_steps'])
+    def reset(f):
+        def run():
+            if dsa is not None: dsa.k = 0  # every iteration sees the same sequence of families
+            return f()
+        return run
+    iteration = reset(make_iteration(cfg['syn_steps']))
     base = _rss_mb()
     times, cpu = [], []
     for r in range(cfg['repeats'] + cfg['warmup']):
@@ -90,7 +102,7 @@ def child(cfg):
     # syn_steps; count 1- and 2-step iterations and extrapolate rather than run a long one under the counter.
     counts = []
     for n in (1, 2):
-        with FlopCounterMode(display=False) as fc: make_iteration(n)()
+        with FlopCounterMode(display=False) as fc: reset(make_iteration(n))()
         counts.append(fc.get_total_flops())
     flops = counts[0] + (cfg['syn_steps'] - 1) * (counts[1] - counts[0])
     times, cpu = times[cfg['warmup']:], cpu[cfg['warmup']:]
@@ -110,7 +122,7 @@ def main():
     ap.add_argument('--repeats', type=int, default=None, help='timed iterations per process (median recorded)')
     ap.add_argument('--rounds', type=int, default=1, help='fresh processes per (mode, config), interleaved across modes')
     ap.add_argument('--threads', type=int, default=1, help='intra-op threads (1: stable timings on a shared machine)')
-    ap.add_argument('--warmup', type=int, default=None, help='untimed iterations first (default: 1 with --quick, else 0)')
+    ap.add_argument('--warmup', type=int, default=None, help='untimed iterations first (default: 2 with --quick, else 1)')
     ap.add_argument('--no_dsa', action='store_true')
     ap.add_argument('--max_full_gb', type=float, default=8., help='skip full/plain configs whose graph would exceed this (estimated)')
     ap.add_argument('--child', default=None, help=argparse.SUPPRESS)
@@ -123,8 +135,8 @@ def main():
     shape = a.shape or ('digits' if a.quick else 'cifar10')
     steps = [int(s) for s in (a.syn_steps or ('2,4,8,16' if a.quick else '5,10,20,40')).split(',')]
     ipcs = [int(s) for s in (a.ipc or ('1,10' if a.quick else '1,10')).split(',')]
-    repeats = a.repeats or (3 if a.quick else 1)
-    warmup = a.warmup if a.warmup is not None else (1 if a.quick else 0)
+    repeats = a.repeats or (5 if a.quick else 2)
+    warmup = a.warmup if a.warmup is not None else (2 if a.quick else 1)
     per_step_gb = {}  # measured graph memory per step of the full unroll, to skip configs that would not fit
     for ipc in ipcs:
         for n in steps:

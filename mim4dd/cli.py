@@ -5,9 +5,9 @@
 # %% auto #0
 __all__ = ['DEMO', 'DEMO_QUICK', 'evaluate_distilled', 'eval_cli', 'distill_run', 'distill_cli', 'run_demo', 'demo']
 
-# %% ../nbs/30_cli.ipynb #fdba73da
+# %% ../nbs/30_cli.ipynb #773399d8
 import json, time
-from dataclasses import asdict, fields
+from dataclasses import asdict, fields, replace
 from pathlib import Path
 import torch
 from fastcore.script import call_parse
@@ -16,9 +16,9 @@ from .experts import ExpertStore, train_experts, apply_zca
 from .augment import ZCA
 from .evaluate import evaluate_set
 from .coreset import random_coreset
-from .distill import DistillConfig, Distiller, DistilledSet
+from .distill import DistillConfig, Distiller, DistilledSet, calibrate_lam
 
-# %% ../nbs/30_cli.ipynb #f3a20324
+# %% ../nbs/30_cli.ipynb #f58a7ed8
 def evaluate_distilled(ds:DistilledSet, test, protocol:str='mtt', n_runs:int=5, n_epochs:int=None, seed:int=0,
                        arch:str='ConvNet', progress:bool=False):
     "Evaluate a `DistilledSet` on the real `test` split (whitened with the set's ZCA when it has one)"
@@ -27,7 +27,7 @@ def evaluate_distilled(ds:DistilledSet, test, protocol:str='mtt', n_runs:int=5, 
     return evaluate_set(ds.x, ds.y, test, arch=arch, protocol=protocol, n_runs=n_runs, seed=seed, lr=ds.eval_lr,
                         n_epochs=n_epochs, progress=progress)
 
-# %% ../nbs/30_cli.ipynb #fc6015be
+# %% ../nbs/30_cli.ipynb #b34051ca
 @call_parse
 def eval_cli(path:str,                # a distilled.pt written by mim4dd_distill
              data_root:str=None,       # data folder (default: $MIM4DD_DATA or ~/.cache/mim4dd)
@@ -44,9 +44,9 @@ def eval_cli(path:str,                # a distilled.pt written by mim4dd_distill
     out.write_text(json.dumps(res.to_dict(), indent=1))
     print(res)
 
-# %% ../nbs/30_cli.ipynb #3f6de245
+# %% ../nbs/30_cli.ipynb #c65e1fc2
 def distill_run(cfg:DistillConfig, out, data_root=None, experts=None, n_experts:int=10, expert_epochs_total:int=None,
-                eval_runs:int=3, eval_epochs:int=None, progress:bool=True) -> dict:
+                eval_runs:int=3, eval_epochs:int=None, progress:bool=True, lam_ratio:float=None) -> dict:
     "Train missing experts (MTT), distil (resuming from `out`), evaluate; write summary.json to `out`"
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
     train, test = load_dataset(cfg.dataset, root=data_root, progress=progress)
@@ -57,6 +57,7 @@ def distill_run(cfg:DistillConfig, out, data_root=None, experts=None, n_experts:
         zca = store.load_zca() if cfg.mtt_config().zca else None
         if cfg.mtt_config().zca and zca is None: zca = store.save_zca(ZCA().fit(train.x))
         train_experts(train, test, store, n_experts=n_experts, n_epochs=n_ep, zca=zca, progress=progress)
+    if lam_ratio is not None: cfg = replace(cfg, lam=calibrate_lam(cfg, train, store, ratio=lam_ratio))
     t0 = time.time()
     ds = Distiller(cfg, train, store).run(out, progress=progress)
     seconds = time.time() - t0
@@ -65,7 +66,7 @@ def distill_run(cfg:DistillConfig, out, data_root=None, experts=None, n_experts:
     (out/'summary.json').write_text(json.dumps(summary, indent=1, default=str))
     return summary
 
-# %% ../nbs/30_cli.ipynb #cd00bd1f
+# %% ../nbs/30_cli.ipynb #f665f19e
 @call_parse
 def distill_cli(out:str='runs/distill',    # output folder (resumes when it holds a checkpoint)
                 dataset:str='digits',      # a key of mim4dd.data.DATASETS
@@ -73,6 +74,7 @@ def distill_cli(out:str='runs/distill',    # output folder (resumes when it hold
                 ipc:int=1,                 # images per class
                 base:str='mtt',            # 'mtt' or 'dm'
                 lam:float=0.,              # weight of the MIM term (0: the base method alone)
+                lam_ratio:float=None,      # instead of lam: calibrate lam so that lam*L_MIM = lam_ratio*L_base at the start
                 gamma:float=1.,            # layer weighting gamma^-(K-k)
                 tau:float=0.1,             # critic temperature
                 critic:str='nce',          # 'nce' or 'infonce'
@@ -90,16 +92,16 @@ def distill_cli(out:str='runs/distill',    # output folder (resumes when it hold
     cfg = DistillConfig(dataset=dataset, ipc=ipc, base=base, lam=lam, gamma=gamma, tau=tau, critic=critic,
                         iterations=iterations, syn_steps=syn_steps, max_start_epoch=max_start_epoch, mode=mode,
                         checkpoint_every=checkpoint_every, seed=seed)
-    s = distill_run(cfg, out, data_root, experts, n_experts, eval_runs=eval_runs, eval_epochs=eval_epochs)
+    s = distill_run(cfg, out, data_root, experts, n_experts, eval_runs=eval_runs, eval_epochs=eval_epochs, lam_ratio=lam_ratio)
     e = s['eval']
-    print(f"{base}{' + MIM' if lam else ''} {dataset} ipc={ipc}: {e['acc_final_mean']:.1f} ± {e['acc_final_std']:.1f} % ({e['protocol']})")
+    print(f"{base}{' + MIM' if s['config']['lam'] else ''} {dataset} ipc={ipc}: {e['acc_final_mean']:.1f} ± {e['acc_final_std']:.1f} % ({e['protocol']})")
 
-# %% ../nbs/30_cli.ipynb #19f5e28f
-DEMO = dict(ipc=1, n_experts=6, expert_epochs=12, iterations=150, syn_steps=10, max_start_epoch=8, lam=0.1,
+# %% ../nbs/30_cli.ipynb #e202d9f8
+DEMO = dict(ipc=1, n_experts=6, expert_epochs=12, iterations=150, syn_steps=10, max_start_epoch=8, lam_ratio=0.2,
             batch_real=200, eval_runs=3, eval_epochs=300)
 DEMO_QUICK = dict(DEMO, n_experts=2, expert_epochs=5, iterations=4, syn_steps=3, max_start_epoch=2, eval_runs=1, eval_epochs=20)
 
-# %% ../nbs/30_cli.ipynb #1ded3708
+# %% ../nbs/30_cli.ipynb #3a8cc4d5
 def _demo_figure(sets:dict, results:dict, info):
     "Images of each set (rows) beside the test accuracy of each (bars with std)"
     import matplotlib.pyplot as plt
@@ -117,7 +119,7 @@ def _demo_figure(sets:dict, results:dict, info):
     fig.tight_layout()
     return fig
 
-# %% ../nbs/30_cli.ipynb #33a57bfb
+# %% ../nbs/30_cli.ipynb #1d42e844
 def run_demo(out:str='runs/demo', quick:bool=False, seed:int=0, progress:bool=True) -> dict:
     "Experts, MTT and MTT+MIM4DD at IPC 1 on digits, evaluated against their random real start; writes to `out`"
     out, p = Path(out), dict(DEMO_QUICK if quick else DEMO, seed=seed)
@@ -127,22 +129,23 @@ def run_demo(out:str='runs/demo', quick:bool=False, seed:int=0, progress:bool=Tr
     store = ExpertStore(out/'experts')
     train_experts(train, test, store, n_experts=p['n_experts'], n_epochs=p['expert_epochs'], seed=seed, progress=progress)
     ev = dict(n_runs=p['eval_runs'], n_epochs=p['eval_epochs'], seed=seed)
+    cfg = DistillConfig(dataset='digits', ipc=p['ipc'], iterations=p['iterations'], syn_steps=p['syn_steps'],
+                        max_start_epoch=p['max_start_epoch'], track_mi=True, batch_real=p['batch_real'], seed=seed)
+    lam = calibrate_lam(cfg, train, store, ratio=p['lam_ratio'])  # lam * L_MIM = lam_ratio * L_MTT at the start
     results, sets = {}, {}
-    for name, lam in (('mtt', 0.), ('mtt+mim4dd', p['lam'])):
-        cfg = DistillConfig(dataset='digits', ipc=p['ipc'], iterations=p['iterations'], syn_steps=p['syn_steps'],
-                            max_start_epoch=p['max_start_epoch'], lam=lam, track_mi=True, batch_real=p['batch_real'], seed=seed)
-        d = Distiller(cfg, train, store)
+    for name, cfg_i in (('mtt', cfg), ('mtt+mim4dd', replace(cfg, lam=lam))):
+        d = Distiller(cfg_i, train, store)
         if not results:  # both runs start from the same real images: the random baseline
             results['random real'] = evaluate_set(d.x_init, d.y_syn, test, lr=0.01, **ev).to_dict()
             sets['random real (the start)'] = d.x_init
         ds = d.run(out/name, progress=progress)
-        results[name] = dict(evaluate_distilled(ds, test, **ev).to_dict(), syn_lr=ds.syn_lr)
+        results[name] = dict(evaluate_distilled(ds, test, **ev).to_dict(), syn_lr=ds.syn_lr, lam=cfg_i.lam)
         sets[name] = ds.x
     (out/'results.json').write_text(json.dumps(results, indent=1, default=str))
     _demo_figure(sets, results, train.info).savefig(out/'demo.png', dpi=110, bbox_inches='tight')
     return results
 
-# %% ../nbs/30_cli.ipynb #a3d49172
+# %% ../nbs/30_cli.ipynb #60994270
 @call_parse
 def demo(out:str='runs/demo', # output folder
          quick:bool=False,     # a tiny run (seconds), for tests

@@ -6,7 +6,7 @@
 __all__ = ['MTT_TABLE', 'MTT_PRESETS', 'MTTConfig', 'mtt_preset', 'StepSize', 'param_distance', 'sample_batches', 'unroll_full',
            'unroll_states', 'unroll_backward', 'Segment', 'TrajectoryMatcher', 'make_optimizers', 'mtt_step']
 
-# %% ../nbs/13_mtt.ipynb #663d6e46
+# %% ../nbs/13_mtt.ipynb #6b63cc3e
 import math
 from dataclasses import dataclass, asdict, replace
 from typing import Callable, Optional, Sequence
@@ -16,7 +16,7 @@ from torch import nn
 import torch.nn.functional as F
 from .nets import functional_forward, flat_params, param_names, param_shapes
 
-# %% ../nbs/13_mtt.ipynb #42c95ef6
+# %% ../nbs/13_mtt.ipynb #1516e7fd
 @dataclass
 class MTTConfig:
     "Hyper-parameters of trajectory matching (one MTT iteration and the optimisers of pixels and step size)"
@@ -49,7 +49,7 @@ class MTTConfig:
         "Epochs an expert must have trained for: the largest target epoch, T+ - 1 + M"
         return self.max_start_epoch - 1 + self.expert_epochs
 
-# %% ../nbs/13_mtt.ipynb #ec728acb
+# %% ../nbs/13_mtt.ipynb #1859e80d
 _SHARED = dict(n_iterations=5000, n_experts=100, batch_real=256, dsa=True, momentum=0.5)
 MTT_TABLE = {  # (dataset, ipc): settings; METHOD.md §2.5 (MTT's table), then our digit presets
     ('cifar10', 1):   dict(syn_steps=50, expert_epochs=2, max_start_epoch=2,  batch_syn=None, zca=True,  lr_img=100,   lr_lr=1e-7, syn_lr_init=0.01),
@@ -70,14 +70,14 @@ MTT_TABLE = {  # (dataset, ipc): settings; METHOD.md §2.5 (MTT's table), then o
 }
 MTT_PRESETS = {k: MTTConfig(**{**_SHARED, **v}) for k, v in MTT_TABLE.items()}
 
-# %% ../nbs/13_mtt.ipynb #14199596
+# %% ../nbs/13_mtt.ipynb #2ad24d97
 def mtt_preset(dataset:str, ipc:int, **overrides) -> MTTConfig:
     "The preset for (`dataset`, `ipc`), with fields replaced by `overrides`"
     if (dataset, ipc) not in MTT_PRESETS:
         raise ValueError(f'no MTT preset for ({dataset!r}, {ipc}); presets: {sorted(MTT_PRESETS)}')
     return replace(MTT_PRESETS[dataset, ipc], **overrides)
 
-# %% ../nbs/13_mtt.ipynb #abac0af2
+# %% ../nbs/13_mtt.ipynb #ffa633cd
 class StepSize(nn.Module):
     "The learnable student step size alpha (eq. 3): positive by construction, or raw as in MTT"
     def __init__(self, init:float=0.01, # alpha_0
@@ -97,7 +97,7 @@ class StepSize(nn.Module):
     def forward(self): return self.value
     def extra_repr(self): return f'value={self.value.item():.4g}, parametrisation={self.parametrisation!r}'
 
-# %% ../nbs/13_mtt.ipynb #7439873f
+# %% ../nbs/13_mtt.ipynb #941dbb29
 def param_distance(theta_hat:torch.Tensor, theta_start:torch.Tensor, theta_target:torch.Tensor) -> torch.Tensor:
     "Normalised squared distance ||theta_hat - theta_target||^2 / ||theta_start - theta_target||^2 (eq. 2)"
     denom = (theta_start - theta_target).pow(2).sum()
@@ -106,7 +106,7 @@ def param_distance(theta_hat:torch.Tensor, theta_start:torch.Tensor, theta_targe
                          'were its snapshots stored as copies (clone())?')
     return (theta_hat - theta_target).pow(2).sum() / denom
 
-# %% ../nbs/13_mtt.ipynb #da3da151
+# %% ../nbs/13_mtt.ipynb #6b274a32
 def sample_batches(n_syn:int, # images in the synthetic set
                    batch_syn:Optional[int], # images per step (None: all)
                    syn_steps:int, # N
@@ -119,7 +119,7 @@ def sample_batches(n_syn:int, # images in the synthetic set
         out.append(chunks.pop(0))
     return out
 
-# %% ../nbs/13_mtt.ipynb #74092e11
+# %% ../nbs/13_mtt.ipynb #53fdb0f5
 def unroll_full(batch_loss:Callable, # batch_loss(theta, xb, i) -> scalar: step i's inner loss
                 theta_start:torch.Tensor, # theta_hat_0 (flat)
                 x_syn:torch.Tensor, # (n_syn, C, H, W) synthetic images
@@ -132,7 +132,7 @@ def unroll_full(batch_loss:Callable, # batch_loss(theta, xb, i) -> scalar: step 
         theta = theta - syn_lr * g
     return theta
 
-# %% ../nbs/13_mtt.ipynb #9fe0dd9b
+# %% ../nbs/13_mtt.ipynb #3ede8353
 def unroll_states(batch_loss:Callable, theta_start:torch.Tensor, x_syn:torch.Tensor, syn_lr:torch.Tensor,
                   batches:Sequence) -> list: # [theta_hat_0, ..., theta_hat_N], detached
     "Run the N steps of eq. (1) without keeping any graph; return every theta_hat_i"
@@ -144,24 +144,26 @@ def unroll_states(batch_loss:Callable, theta_start:torch.Tensor, x_syn:torch.Ten
         thetas.append(thetas[-1] - alpha * g)
     return thetas
 
-# %% ../nbs/13_mtt.ipynb #94acea64
+# %% ../nbs/13_mtt.ipynb #90f455ea
 def unroll_backward(batch_loss:Callable, thetas:list, x_syn:torch.Tensor, syn_lr:torch.Tensor, batches:Sequence,
-                    v:torch.Tensor # dL/dtheta_hat_N
-                   ) -> tuple: # (dL/dx_syn, dL/dsyn_lr, dL/dtheta_hat_0)
+                    v:torch.Tensor, # dL/dtheta_hat_N
+                    need_v0:bool=False # also return dL/dtheta_hat_0 (one more Hessian-vector product)
+                   ) -> tuple: # (dL/dx_syn, dL/dsyn_lr, dL/dtheta_hat_0 or None)
     "Reverse-mode through eq. (1) by recursion (4), rebuilding one step's graph at a time"
     alpha, xs = syn_lr.detach(), x_syn.detach()
     dx, dalpha = torch.zeros_like(xs), torch.zeros((), dtype=v.dtype, device=v.device)
     for i in reversed(range(len(batches))):
-        idx = batches[i]
+        idx, last = batches[i], i == 0 and not need_v0
         theta, xb = thetas[i].detach().requires_grad_(), xs[idx].requires_grad_()
         g, = torch.autograd.grad(batch_loss(theta, xb, i), theta, create_graph=True)
-        hv, gx = torch.autograd.grad(g, (theta, xb), grad_outputs=v)  # (dg/dtheta)^T v, (dg/dx)^T v
+        if last: (gx,), hv = torch.autograd.grad(g, (xb,), grad_outputs=v), None  # v_0 unused: skip its half
+        else: hv, gx = torch.autograd.grad(g, (theta, xb), grad_outputs=v)  # (dg/dtheta)^T v, (dg/dx)^T v
         dalpha -= torch.dot(g.detach(), v)
         dx.index_add_(0, idx, gx.mul_(-alpha))
-        v = v - alpha * hv
+        v = None if last else v - alpha * hv
     return dx, dalpha, v
 
-# %% ../nbs/13_mtt.ipynb #ff667cfa
+# %% ../nbs/13_mtt.ipynb #42af60f5
 class Segment(tuple):
     "(theta_start, theta_target) with the expert and start epoch they came from"
     def __new__(cls, theta_start, theta_target, expert:int=-1, start_epoch:int=-1):
@@ -170,7 +172,7 @@ class Segment(tuple):
         return self
     theta_start, theta_target = property(lambda s: s[0]), property(lambda s: s[1])
 
-# %% ../nbs/13_mtt.ipynb #2ab82092
+# %% ../nbs/13_mtt.ipynb #d45d35e3
 def _n_epochs(traj): return len(traj)
 
 class TrajectoryMatcher:
@@ -191,7 +193,7 @@ class TrajectoryMatcher:
         if not self.ids: raise ValueError('no experts: train some first (mim4dd.experts.train_experts)')
         self._check_experts()
 
-# %% ../nbs/13_mtt.ipynb #f382a450
+# %% ../nbs/13_mtt.ipynb #f74b6328
 @patch
 def _check_experts(self:TrajectoryMatcher):
     "ValueError unless every expert fits the network, the epochs and the ZCA setting of the config"
@@ -216,7 +218,7 @@ def _check_experts(self:TrajectoryMatcher):
             raise ValueError(f'expert {i} has {epochs} epochs but max_start_epoch={self.config.max_start_epoch} and '
                              f'expert_epochs={self.config.expert_epochs} need {need}')
 
-# %% ../nbs/13_mtt.ipynb #2462edee
+# %% ../nbs/13_mtt.ipynb #bb2d968a
 @patch
 def _trajectory(self:TrajectoryMatcher, i:int):
     return self.experts.load(i) if hasattr(self.experts, 'load') else self.experts[i]
@@ -229,7 +231,7 @@ def sample_segment(self:TrajectoryMatcher) -> Segment:
     traj = self._trajectory(e)
     return Segment(traj[t].float(), traj[t + self.config.expert_epochs].float(), expert=e, start_epoch=t)
 
-# %% ../nbs/13_mtt.ipynb #9c5e491a
+# %% ../nbs/13_mtt.ipynb #d7f03f3a
 @patch
 def _plan(self:TrajectoryMatcher, x_syn, y_syn):
     "Draw every step's mini-batch and DSA parameters; return (batches, batch_loss)"
@@ -243,7 +245,7 @@ def _plan(self:TrajectoryMatcher, x_syn, y_syn):
         return F.cross_entropy(functional_forward(net, theta, xb), y_syn[batches[i]])
     return batches, batch_loss
 
-# %% ../nbs/13_mtt.ipynb #4680a8f8
+# %% ../nbs/13_mtt.ipynb #f3fd1d34
 @patch
 def loss_and_grad(self:TrajectoryMatcher,
                   x_syn:torch.Tensor, # (n_syn, C, H, W) leaf with requires_grad
@@ -262,13 +264,13 @@ def loss_and_grad(self:TrajectoryMatcher,
         theta_hat = unroll_full(batch_loss, theta_start, x_syn, syn_lr, batches)
         loss_mtt = param_distance(theta_hat, theta_start, theta_target)
         loss_end = end_loss(theta_hat) if end_loss is not None else None
-        (loss_mtt if loss_end is None else loss_mtt + loss_end).backward()
+        (loss_mtt if loss_end is None else loss_mtt + loss_end).backward(inputs=[x_syn, *step_size.parameters()])
     else:
         thetas = unroll_states(batch_loss, theta_start, x_syn, syn_lr, batches)
         theta_hat = thetas[-1].requires_grad_()
         loss_mtt = param_distance(theta_hat, theta_start, theta_target)
         loss_end = end_loss(theta_hat) if end_loss is not None else None
-        (loss_mtt if loss_end is None else loss_mtt + loss_end).backward()
+        (loss_mtt if loss_end is None else loss_mtt + loss_end).backward(inputs=[theta_hat, x_syn])
         dx, dalpha, _ = unroll_backward(batch_loss, thetas, x_syn, syn_lr, batches, theta_hat.grad)
         if x_syn.grad is None: x_syn.grad = dx
         else: x_syn.grad += dx
@@ -277,7 +279,7 @@ def loss_and_grad(self:TrajectoryMatcher,
     return dict(loss=l_mtt + l_end, loss_mtt=l_mtt, loss_end=l_end, theta_hat=theta_hat.detach(), syn_lr=syn_lr.detach().item(),
                 expert=getattr(seg, 'expert', -1), start_epoch=getattr(seg, 'start_epoch', -1))
 
-# %% ../nbs/13_mtt.ipynb #f9624817
+# %% ../nbs/13_mtt.ipynb #d522f1bc
 def make_optimizers(x_syn:torch.Tensor, step_size:StepSize, config:MTTConfig) -> tuple:
     "(SGD on the pixels, SGD on the step size), both with config.momentum, as MTT"
     return (torch.optim.SGD([x_syn], lr=config.lr_img, momentum=config.momentum),
