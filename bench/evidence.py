@@ -29,8 +29,13 @@ ROOTS = {'mnist': Path(__file__).resolve().parents[2] / 'shared' / 'data'}
 # CPU-sized budgets: experts, and per IPC the MTT settings and the iterations shared by every distilled method.
 BUDGET = {'digits': dict(n_experts=6, expert_epochs=12, mtt={1: dict(syn_steps=10, max_start_epoch=8), 10: dict(syn_steps=10, max_start_epoch=8)},
                          iterations={1: 100, 10: 50}, dm_iterations={1: 300, 10: 300}, eval_epochs=300),
-          'mnist': dict(n_experts=2, expert_epochs=4, mtt={1: dict(syn_steps=20, max_start_epoch=2), 10: dict(syn_steps=10, max_start_epoch=2)},
-                        iterations={1: 60, 10: 20}, dm_iterations={1: 200, 10: 200}, eval_epochs=300)}
+          # MNIST IPC 10: the preset's lr_lr 1e-5 (MTT's, for a raw step size starting at 0.001) made alpha explode
+          # within 11 iterations and then underflow to 0 under our exponential parametrisation; 1e-7 as at IPC 1.
+          # MNIST on one CPU thread: an expert epoch takes ~10 min, a test pass over 10,000 images ~25 s, so experts,
+          # iterations, DM's real batch (per class) and evaluations are cut to fit; every cut is in the records.
+          'mnist': dict(n_experts=2, expert_epochs=3, mtt={1: dict(syn_steps=20, max_start_epoch=2), 10: dict(syn_steps=10, max_start_epoch=2, lr_lr=1e-7)},
+                        iterations={1: 50, 10: 20}, dm_iterations={1: 80, 10: 40}, dm_kw=dict(batch_real=64),
+                        eval_epochs={1: 300, 10: 100}, eval_runs=1, n_evals=1)}
 METHODS = ('random', 'herding', 'mtt', 'mtt+mim', 'dm', 'dm+mim')
 
 def main(argv=None):
@@ -39,7 +44,7 @@ def main(argv=None):
     ap.add_argument('--ipcs', nargs='+', type=int, default=[1, 10])
     ap.add_argument('--methods', nargs='+', default=list(METHODS), choices=METHODS)
     ap.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    ap.add_argument('--eval-runs', type=int, default=2)
+    ap.add_argument('--eval-runs', type=int, help='fresh networks per distilled set (default: the budget, else 2)')
     ap.add_argument('--ratio', type=float, default=0.2, help='lam * L_MIM / L_base at the start')
     ap.add_argument('--critic', default='nce')
     ap.add_argument('--work', default='runs/evidence', help='experts and distilled sets (resumable)')
@@ -50,6 +55,7 @@ def main(argv=None):
     if a.threads: torch.set_num_threads(a.threads)
     for name in a.datasets:
         b = BUDGET[name]
+        eval_runs, n_evals = a.eval_runs or b.get('eval_runs', 2), b.get('n_evals', 5)
         train, test = load_dataset(name, root=ROOTS.get(name))
         work = Path(a.work) / name
         store = ExpertStore(work / 'experts')
@@ -59,7 +65,8 @@ def main(argv=None):
         embedder = build_net(store.manifest(0)['model']); load_flat_params_(embedder, store.load(0)[-1])
         for ipc in a.ipcs:
             common = dict(dataset=name, ipc=ipc, device=device_name('cpu'), note=a.note,
-                          experts=f"{b['n_experts']} x {b['expert_epochs']} epochs", eval_runs=a.eval_runs)
+                          experts=f"{b['n_experts']} x {b['expert_epochs']} epochs", eval_runs=eval_runs, n_evals=n_evals)
+            eval_epochs = b['eval_epochs'][ipc] if isinstance(b['eval_epochs'], dict) else b['eval_epochs']
             accs, lams = {}, {}
             for method in a.methods:
                 per_seed, secs, protocol, extra = [], 0., None, {}
@@ -73,7 +80,7 @@ def main(argv=None):
                     else:
                         kw = dict(dataset=name, ipc=ipc, base=base, seed=seed, track_mi=False, checkpoint_every=50)
                         if base == 'mtt': kw.update(iterations=b['iterations'][ipc], **b['mtt'][ipc])
-                        else: kw.update(iterations=b['dm_iterations'][ipc])
+                        else: kw.update(iterations=b['dm_iterations'][ipc], **b.get('dm_kw', {}))
                         if method.endswith('+mim'):
                             if base not in lams: lams[base] = calibrate_lam(DistillConfig(**kw, critic=a.critic), train, store, ratio=a.ratio)
                             kw.update(lam=lams[base], critic=a.critic)
@@ -81,8 +88,9 @@ def main(argv=None):
                         tag = f"{method}_ipc{ipc}_seed{seed}"
                         ds = Distiller(cfg, train, store if base == 'mtt' else None).run(work / tag, progress=False)
                         x, y, lr = ds.x, ds.y, ds.eval_lr
-                        extra = dict(lam=cfg.lam, iterations=cfg.iterations, **({k: v for k, v in b['mtt'][ipc].items()} if base == 'mtt' else {}))
-                    res = evaluate_set(x, y, test, n_runs=a.eval_runs, n_epochs=b['eval_epochs'], seed=seed, lr=lr)
+                        extra = dict(lam=cfg.lam, iterations=cfg.iterations, batch_real=cfg.batch_real,
+                                     **({k: v for k, v in b['mtt'][ipc].items()} if base == 'mtt' else {}))
+                    res = evaluate_set(x, y, test, n_runs=eval_runs, n_epochs=eval_epochs, n_evals=n_evals, seed=seed, lr=lr)
                     per_seed.append(res.acc_final_mean); protocol = res.protocol; secs += time.time() - t0
                     print(f'{name} ipc={ipc} {method} seed={seed}: {res}', flush=True)
                 accs[method] = per_seed

@@ -128,15 +128,17 @@ def main():
     ap.add_argument('--child', default=None, help=argparse.SUPPRESS)
     ap.add_argument('--dry', action='store_true', help='print records, do not write them')
     ap.add_argument('--summary', action='store_true', help='print the table of medians and ratios from the results file')
+    ap.add_argument('--tag', default=None, help='label of this run in the records (default: the start time); --summary groups by it')
     a = ap.parse_args()
     if a.child: return child(json.loads(a.child))
-    if a.summary: return summary()
+    if a.summary: return summary(tag=a.tag)
     from bench.common import write_record, device_name
     shape = a.shape or ('digits' if a.quick else 'cifar10')
     steps = [int(s) for s in (a.syn_steps or ('2,4,8,16' if a.quick else '5,10,20,40')).split(',')]
     ipcs = [int(s) for s in (a.ipc or ('1,10' if a.quick else '1,10')).split(',')]
     repeats = a.repeats or (5 if a.quick else 2)
     warmup = a.warmup if a.warmup is not None else (2 if a.quick else 1)
+    tag = a.tag or time.strftime('%Y-%m-%dT%H:%M:%S')
     per_step_gb = {}  # measured graph memory per step of the full unroll, to skip configs that would not fit
     for ipc in ipcs:
         for n in steps:
@@ -152,31 +154,32 @@ def main():
                 rec = json.loads(r.stdout.strip().splitlines()[-1])
                 if mode == 'full': per_step_gb[ipc] = max(per_step_gb.get(ipc, 0), rec['peak_minus_base_mb'] / 1024 / n)
                 rec.update(device=device_name('cpu').split(',')[0] + f', {a.threads} threads)', loadavg_1min=os.getloadavg()[0],
-                           bench='mtt_speed')
+                           bench='mtt_speed', tag=tag)
                 print(json.dumps({k: rec[k] for k in ('mode', 'ipc', 'syn_steps', 'round', 'seconds_per_iter', 'cpu_seconds_per_iter', 'peak_rss_mb',
                                                        'peak_minus_base_mb', 'flops_per_iter', 'flops_per_s')}), flush=True)
                 if not a.dry: write_record('mtt_speed', **rec)
 
 
-def summary(path=None):
-    "Medians over rounds per (commit, shape, ipc, syn_steps, mode), with the ratios exact/full and full/plain"
+def summary(path=None, tag=None):
+    "Medians over rounds per (tag or commit, shape, ipc, syn_steps, mode), with the ratios exact/full and full/plain"
     from bench.common import RESULTS
     from collections import defaultdict
     from statistics import median
     recs = [json.loads(l) for l in open(path or RESULTS/'mtt_speed.jsonl')]
+    recs = [r for r in recs if tag is None or r.get('tag') == tag]
     groups = defaultdict(list)
-    for r in recs: groups[(r['commit'], r['shape'], r['threads'], r['ipc'], r['syn_steps'], r['mode'])].append(r)
+    for r in recs: groups[(r.get('tag', r['commit']), r['shape'], r['threads'], r['ipc'], r['syn_steps'], r['mode'])].append(r)
     med = {k: dict(wall=median(r['seconds_per_iter'] for r in v), cpu=median(r['cpu_seconds_per_iter'] for r in v),
                    mem=median(r['peak_minus_base_mb'] for r in v), gflop=v[0]['flops_per_iter'] / 1e9, n=len(v))
            for k, v in groups.items()}
-    print(f"{'commit':14} {'shape':8} thr ipc   N mode   n  wall_s   cpu_s  mem_MB   GFLOP  GFLOP/s(cpu)  exact/full(cpu,wall)  full/plain(cpu,wall)")
+    print(f"{'tag/commit':19} {'shape':8} thr ipc   N mode   n  wall_s   cpu_s  mem_MB   GFLOP  GFLOP/s(cpu)  exact/full(cpu,wall)  full/plain(cpu,wall)")
     for k in sorted(med, key=lambda k: (k[0], k[1], k[2], k[3], k[4], ['plain', 'full', 'exact'].index(k[5]))):
         m, base = med[k], k[:5]
         ratio = lambda a, b: (f"{med[base + (a,)]['cpu'] / med[base + (b,)]['cpu']:.2f}, {med[base + (a,)]['wall'] / med[base + (b,)]['wall']:.2f}"
                               if base + (a,) in med and base + (b,) in med else '')
         extra = ratio('exact', 'full') if k[5] == 'exact' else ratio('full', 'plain') if k[5] == 'full' else ''
         col = 'e/f' if k[5] == 'exact' else 'f/p' if k[5] == 'full' else ''
-        print(f"{k[0]:14} {k[1]:8} {k[2]:3} {k[3]:3} {k[4]:3} {k[5]:6} {m['n']:2} {m['wall']:7.3f} {m['cpu']:7.3f} {m['mem']:7.1f} "
+        print(f"{k[0]:19} {k[1]:8} {k[2]:3} {k[3]:3} {k[4]:3} {k[5]:6} {m['n']:2} {m['wall']:7.3f} {m['cpu']:7.3f} {m['mem']:7.1f} "
               f"{m['gflop']:7.2f} {m['gflop'] / m['cpu']:10.2f}    {col} {extra}")
 
 

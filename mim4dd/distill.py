@@ -186,7 +186,7 @@ def step(self:DMBase, x_syn, y_syn, mim:Optional[MIMTerm]=None) -> dict:
         total, loss_mim = loss + l, float(l.detach())
     total.backward()
     if mim is not None: mim.update_heads(feats_real, yr, feats_syn, y_syn)
-    return dict(loss_base=float(loss), loss_mim=loss_mim, syn_lr=None)
+    return dict(loss_base=float(loss.detach()), loss_mim=loss_mim, syn_lr=None)
 
 # %% ../nbs/20_distill.ipynb #27d50742
 BASE_METHODS = {'mtt': MTTBase, 'dm': DMBase}
@@ -246,6 +246,9 @@ def step(self:Distiller) -> dict:
     if not (math.isfinite(rec['loss_base']) and math.isfinite(rec['loss_mim'])):
         raise FloatingPointError(f'iteration {self.iteration}: loss is not finite ({rec}); lower lr_img/lr_lr. '
                                  'The last checkpoint is untouched.')
+    if rec.get('syn_lr') is not None and not rec['syn_lr'] > 0:  # alpha underflowed: zero steps, no gradient, no way back
+        raise FloatingPointError(f'iteration {self.iteration}: the student step size collapsed to {rec["syn_lr"]} after a '
+                                 'too large step of lr_lr; lower lr_lr. The last checkpoint is untouched.')
     self.opt_img.step()
     if self.opt_par is not None: self.opt_par.step()
     self.iteration += 1

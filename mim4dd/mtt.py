@@ -134,14 +134,18 @@ def unroll_full(batch_loss:Callable, # batch_loss(theta, xb, i) -> scalar: step 
 
 # %% ../nbs/13_mtt.ipynb #3ede8353
 def unroll_states(batch_loss:Callable, theta_start:torch.Tensor, x_syn:torch.Tensor, syn_lr:torch.Tensor,
-                  batches:Sequence) -> list: # [theta_hat_0, ..., theta_hat_N], detached
+                  batches:Sequence,
+                  out:Optional[torch.Tensor]=None # (N+1, P) buffer to hold the states (reused across calls)
+                 ) -> list: # [theta_hat_0, ..., theta_hat_N], detached (rows of `out` when given)
     "Run the N steps of eq. (1) without keeping any graph; return every theta_hat_i"
     alpha, xs = syn_lr.detach(), x_syn.detach()
-    thetas = [theta_start.detach()]
+    if out is None: out = theta_start.new_empty(len(batches) + 1, theta_start.numel())
+    thetas = list(out.unbind())
+    thetas[0].copy_(theta_start.detach())
     for i, idx in enumerate(batches):
-        theta = thetas[-1].detach().requires_grad_()
+        theta = thetas[i].detach().requires_grad_()
         g, = torch.autograd.grad(batch_loss(theta, xs[idx], i), theta)
-        thetas.append(thetas[-1] - alpha * g)
+        thetas[i + 1].copy_(g).mul_(-alpha).add_(thetas[i])  # in place: no fresh memory per step
     return thetas
 
 # %% ../nbs/13_mtt.ipynb #90f455ea
@@ -150,7 +154,7 @@ def unroll_backward(batch_loss:Callable, thetas:list, x_syn:torch.Tensor, syn_lr
                     need_v0:bool=False # also return dL/dtheta_hat_0 (one more Hessian-vector product)
                    ) -> tuple: # (dL/dx_syn, dL/dsyn_lr, dL/dtheta_hat_0 or None)
     "Reverse-mode through eq. (1) by recursion (4), rebuilding one step's graph at a time"
-    alpha, xs = syn_lr.detach(), x_syn.detach()
+    alpha, xs, v = syn_lr.detach(), x_syn.detach(), v.detach().clone()
     dx, dalpha = torch.zeros_like(xs), torch.zeros((), dtype=v.dtype, device=v.device)
     for i in reversed(range(len(batches))):
         idx, last = batches[i], i == 0 and not need_v0
@@ -160,7 +164,7 @@ def unroll_backward(batch_loss:Callable, thetas:list, x_syn:torch.Tensor, syn_lr
         else: hv, gx = torch.autograd.grad(g, (theta, xb), grad_outputs=v)  # (dg/dtheta)^T v, (dg/dx)^T v
         dalpha -= torch.dot(g.detach(), v)
         dx.index_add_(0, idx, gx.mul_(-alpha))
-        v = None if last else v - alpha * hv
+        v = None if last else v.sub_(hv.mul_(alpha))  # in place (v is ours: a copy made on entry)
     return dx, dalpha, v
 
 # %% ../nbs/13_mtt.ipynb #42af60f5
@@ -266,8 +270,12 @@ def loss_and_grad(self:TrajectoryMatcher,
         loss_end = end_loss(theta_hat) if end_loss is not None else None
         (loss_mtt if loss_end is None else loss_mtt + loss_end).backward(inputs=[x_syn, *step_size.parameters()])
     else:
-        thetas = unroll_states(batch_loss, theta_start, x_syn, syn_lr, batches)
-        theta_hat = thetas[-1].requires_grad_()
+        n = (len(batches) + 1, theta_start.numel())
+        buf = getattr(self, '_states', None)  # kept between iterations: no fresh memory (page faults) per step
+        if buf is None or buf.shape != n or buf.dtype != x_syn.dtype or buf.device != x_syn.device:
+            buf = self._states = x_syn.new_empty(n)
+        thetas = unroll_states(batch_loss, theta_start, x_syn, syn_lr, batches, out=buf)
+        theta_hat = thetas[-1].detach().requires_grad_()
         loss_mtt = param_distance(theta_hat, theta_start, theta_target)
         loss_end = end_loss(theta_hat) if end_loss is not None else None
         (loss_mtt if loss_end is None else loss_mtt + loss_end).backward(inputs=[theta_hat, x_syn])
@@ -276,7 +284,7 @@ def loss_and_grad(self:TrajectoryMatcher,
         else: x_syn.grad += dx
         syn_lr.backward(dalpha)
     l_mtt, l_end = loss_mtt.detach().item(), (loss_end.detach().item() if loss_end is not None else 0.)
-    return dict(loss=l_mtt + l_end, loss_mtt=l_mtt, loss_end=l_end, theta_hat=theta_hat.detach(), syn_lr=syn_lr.detach().item(),
+    return dict(loss=l_mtt + l_end, loss_mtt=l_mtt, loss_end=l_end, theta_hat=theta_hat.detach().clone(), syn_lr=syn_lr.detach().item(),
                 expert=getattr(seg, 'expert', -1), start_epoch=getattr(seg, 'start_epoch', -1))
 
 # %% ../nbs/13_mtt.ipynb #d522f1bc
