@@ -38,6 +38,19 @@ BUDGET = {'digits': dict(n_experts=6, expert_epochs=12, mtt={1: dict(syn_steps=1
                         eval_epochs={1: 300, 10: 100}, eval_runs=1, n_evals=1)}
 METHODS = ('random', 'herding', 'mtt', 'mtt+mim', 'dm', 'dm+mim')
 
+def distill_kw(name:str, ipc:int, base:str) -> dict:
+    "DistillConfig settings of the budget for (dataset, ipc, base method), without seed and lam"
+    b = BUDGET[name]
+    kw = dict(dataset=name, ipc=ipc, base=base, track_mi=False, checkpoint_every=50)
+    if base == 'mtt': return dict(kw, iterations=b['iterations'][ipc], **b['mtt'][ipc])
+    return dict(kw, iterations=b['dm_iterations'][ipc], **b.get('dm_kw', {}))
+
+def eval_kw(name:str, ipc:int, eval_runs=None) -> dict:
+    "evaluate_set settings of the budget (n_runs, n_epochs, n_evals); `eval_runs` overrides the budget's"
+    b = BUDGET[name]
+    epochs = b['eval_epochs'][ipc] if isinstance(b['eval_epochs'], dict) else b['eval_epochs']
+    return dict(n_runs=eval_runs or b.get('eval_runs', 2), n_epochs=epochs, n_evals=b.get('n_evals', 5))
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--datasets', nargs='+', default=['digits'])
@@ -55,7 +68,6 @@ def main(argv=None):
     if a.threads: torch.set_num_threads(a.threads)
     for name in a.datasets:
         b = BUDGET[name]
-        eval_runs, n_evals = a.eval_runs or b.get('eval_runs', 2), b.get('n_evals', 5)
         train, test = load_dataset(name, root=ROOTS.get(name))
         work = Path(a.work) / name
         store = ExpertStore(work / 'experts')
@@ -64,9 +76,9 @@ def main(argv=None):
         expert_secs = time.time() - t0
         embedder = build_net(store.manifest(0)['model']); load_flat_params_(embedder, store.load(0)[-1])
         for ipc in a.ipcs:
+            ev = eval_kw(name, ipc, a.eval_runs)
             common = dict(dataset=name, ipc=ipc, device=device_name('cpu'), note=a.note,
-                          experts=f"{b['n_experts']} x {b['expert_epochs']} epochs", eval_runs=eval_runs, n_evals=n_evals)
-            eval_epochs = b['eval_epochs'][ipc] if isinstance(b['eval_epochs'], dict) else b['eval_epochs']
+                          experts=f"{b['n_experts']} x {b['expert_epochs']} epochs", eval_runs=ev['n_runs'], n_evals=ev['n_evals'])
             accs, lams = {}, {}
             for method in a.methods:
                 per_seed, secs, protocol, extra = [], 0., None, {}
@@ -78,9 +90,7 @@ def main(argv=None):
                     elif method == 'herding':
                         x, y = herding_coreset(train, ipc, embedder); lr = 0.01
                     else:
-                        kw = dict(dataset=name, ipc=ipc, base=base, seed=seed, track_mi=False, checkpoint_every=50)
-                        if base == 'mtt': kw.update(iterations=b['iterations'][ipc], **b['mtt'][ipc])
-                        else: kw.update(iterations=b['dm_iterations'][ipc], **b.get('dm_kw', {}))
+                        kw = dict(distill_kw(name, ipc, base), seed=seed)
                         if method.endswith('+mim'):
                             if base not in lams: lams[base] = calibrate_lam(DistillConfig(**kw, critic=a.critic), train, store, ratio=a.ratio)
                             kw.update(lam=lams[base], critic=a.critic)
@@ -90,7 +100,7 @@ def main(argv=None):
                         x, y, lr = ds.x, ds.y, ds.eval_lr
                         extra = dict(lam=cfg.lam, iterations=cfg.iterations, batch_real=cfg.batch_real,
                                      **({k: v for k, v in b['mtt'][ipc].items()} if base == 'mtt' else {}))
-                    res = evaluate_set(x, y, test, n_runs=eval_runs, n_epochs=eval_epochs, n_evals=n_evals, seed=seed, lr=lr)
+                    res = evaluate_set(x, y, test, **ev, seed=seed, lr=lr)
                     per_seed.append(res.acc_final_mean); protocol = res.protocol; secs += time.time() - t0
                     print(f'{name} ipc={ipc} {method} seed={seed}: {res}', flush=True)
                 accs[method] = per_seed

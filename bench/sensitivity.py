@@ -17,11 +17,11 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import device_name, write_record
-from bench.evidence import BUDGET, ROOTS
+from bench.evidence import BUDGET, ROOTS, distill_kw, eval_kw
 from mim4dd.data import load_dataset
 from mim4dd.distill import DistillConfig, Distiller, calibrate_lam
 from mim4dd.evaluate import evaluate_set
-from mim4dd.experts import ExpertStore, train_experts
+from mim4dd.experts import ExpertStore, train_experts, build_net, model_config
 
 DEFAULT = dict(ratio=0.2, gamma=1.0, tau=0.1, layers=None)
 SWEEP = dict(ratio=[0.0, 0.05, 0.2, 1.0], gamma=[4.0], tau=[0.05, 0.5], layers=['first', 'last'])
@@ -47,7 +47,7 @@ def main(argv=None):
     ap.add_argument('--ipc', type=int, default=1)
     ap.add_argument('--base', default='mtt', choices=['mtt', 'dm'])
     ap.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
-    ap.add_argument('--eval-runs', type=int, default=2)
+    ap.add_argument('--eval-runs', type=int, help='fresh networks per distilled set (default: the budget, else 2)')
     ap.add_argument('--critic', default='nce')
     ap.add_argument('--work', default='runs/sensitivity', help='distilled sets (resumable)')
     ap.add_argument('--experts', default='runs/evidence', help="experts are read from (or trained into) EXPERTS/<dataset>/experts")
@@ -61,13 +61,8 @@ def main(argv=None):
     work = Path(a.work) / name
     store = ExpertStore(Path(a.experts) / name / 'experts')
     if a.base == 'mtt': train_experts(train, test, store, n_experts=b['n_experts'], n_epochs=b['expert_epochs'], seed=0)
-    kw0 = dict(dataset=name, ipc=ipc, base=a.base, track_mi=False, checkpoint_every=50, critic=a.critic)
-    if a.base == 'mtt': kw0.update(iterations=b['iterations'][ipc], **b['mtt'][ipc])
-    else: kw0.update(iterations=b['dm_iterations'][ipc])
-    kw0.update(b.get('distill_kw', {}).get(ipc, {}))
-    probe = Distiller(DistillConfig(**dict(kw0, track_mi=True), seed=0), train, store if a.base == 'mtt' else None)
-    n_layers = len(probe.mim.loss_fn.shapes)  # blocks the MIM term can tap
-    del probe
+    kw0, ev = dict(distill_kw(name, ipc, a.base), critic=a.critic), eval_kw(name, ipc, a.eval_runs)
+    with torch.no_grad(): n_layers = len(build_net(model_config(train)).features(train.x[:2]))  # blocks the MIM term can tap
     pts = [p for p in points(n_layers) if a.only is None or p['ratio'] == 0 or
            any(p[k] != DEFAULT[k] for k in a.only) or p == DEFAULT]
     base_acc = None
@@ -78,8 +73,7 @@ def main(argv=None):
         for seed in a.seeds:
             cfg = DistillConfig(**cfg_kw, seed=seed, lam=lam)
             ds = Distiller(cfg, train, store if a.base == 'mtt' else None).run(work / tag(a.base, ipc, p, seed), progress=False)
-            res = evaluate_set(ds.x, ds.y, test, n_runs=a.eval_runs, n_epochs=b['eval_epochs'][ipc] if isinstance(b['eval_epochs'], dict)
-                               else b['eval_epochs'], seed=seed, lr=ds.eval_lr)
+            res = evaluate_set(ds.x, ds.y, test, **ev, seed=seed, lr=ds.eval_lr)
             accs.append(res.acc_final_mean)
             print(f"{name} ipc={ipc} {a.base} {p} lam={lam:.4g} seed={seed}: {res}", flush=True)
         if p['ratio'] == 0: base_acc = accs
@@ -91,7 +85,7 @@ def main(argv=None):
                      ratio=p['ratio'], lam=lam, gamma=p['gamma'], tau=p['tau'],
                      layers=None if p['layers'] is None else list(p['layers']), n_layers=n_layers,
                      diff_mean=None if d is None else float(d.mean()), p_value=None if t is None else float(t.pvalue),
-                     n_pos=None if d is None else int((d > 0).sum()), eval_runs=a.eval_runs,
+                     n_pos=None if d is None else int((d > 0).sum()), eval_runs=ev['n_runs'], n_evals=ev['n_evals'],
                      experts=f"{b['n_experts']} x {b['expert_epochs']} epochs" if a.base == 'mtt' else None)
 
 if __name__ == '__main__': main()
