@@ -5,7 +5,8 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / 'results'
 
 def commit():
-    "Short hash of HEAD, with '+dirty' when the tree has uncommitted changes; 'unknown' outside git."
+    "Short hash of HEAD, with '+dirty' when the tree has uncommitted changes; 'unknown' outside git; $MIM4DD_COMMIT wins."
+    if os.environ.get('MIM4DD_COMMIT'): return os.environ['MIM4DD_COMMIT']  # a copy of the tree without .git (a GPU box)
     root = Path(__file__).resolve().parents[1]
     try:
         h = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=root, capture_output=True, text=True, check=True).stdout.strip()

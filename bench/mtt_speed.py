@@ -15,6 +15,10 @@ appended to bench/results/mtt_speed.jsonl; `bench/mtt_speed.py --summary` prints
 
     python bench/mtt_speed.py --quick          # digits-sized ConvNet, a minute or two on 2 CPU cores
     python bench/mtt_speed.py                  # CIFAR-10-sized ConvNet (3x32x32, width 128, depth 3)
+    python bench/mtt_speed.py --device cuda --ipc 1,10,50 --syn_steps 10,20,40,80 --repeats 10 --max_full_gb 60
+
+On a GPU, times are taken after torch.cuda.synchronize() and memory is the CUDA allocator's peak above what the
+process held before the timed iterations (torch.cuda.max_memory_allocated), not the resident set size.
 """
 import argparse, json, os, resource, subprocess, sys, time
 from pathlib import Path
@@ -56,17 +60,20 @@ def child(cfg):
     "Run one configuration in this (fresh) process and print one JSON line"
     import torch
     torch.set_num_threads(cfg['threads'])
+    dev = torch.device(cfg.get('device', 'cpu'))
+    cuda = dev.type == 'cuda'
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     from torch.utils.flop_counter import FlopCounterMode
     from mim4dd.nets import get_network, flat_params
     from mim4dd.mtt import TrajectoryMatcher, MTTConfig, StepSize
     shape = SHAPES[cfg['shape']]
     g = torch.Generator().manual_seed(0)
-    net = get_network('ConvNet', shape['channels'], shape['n_classes'], shape['im_size'], seed=0, width=shape['width'])
+    net = get_network('ConvNet', shape['channels'], shape['n_classes'], shape['im_size'], seed=0, width=shape['width']).to(dev)
     n_syn = cfg['ipc'] * shape['n_classes']
-    x_syn = torch.randn(n_syn, shape['channels'], shape['im_size'], shape['im_size'], generator=g).requires_grad_()
-    y_syn = torch.arange(shape['n_classes']).repeat_interleave(cfg['ipc'])
+    x_syn = torch.randn(n_syn, shape['channels'], shape['im_size'], shape['im_size'], generator=g).to(dev).requires_grad_()
+    y_syn = torch.arange(shape['n_classes']).repeat_interleave(cfg['ipc']).to(dev)
     theta_start = flat_params(net)
-    theta_target = theta_start + 0.01 * torch.randn(theta_start.shape, generator=g)
+    theta_target = theta_start + 0.01 * torch.randn(theta_start.shape, generator=g).to(dev)
     dsa = None
     if cfg['dsa']:
         from mim4dd.augment import DSA, dsa_strategy_for
@@ -77,7 +84,7 @@ def child(cfg):
                 self.k += 1
                 return super().sample(x, generator, family=self.families[(self.k - 1) % len(self.families)])
         dsa = CycleDSA(dsa_strategy_for(cfg['shape']))
-    step_size = StepSize(0.01)
+    step_size = StepSize(0.01, device=dev)
     def make_iteration(syn_steps):
         if cfg['mode'] == 'plain':
             return lambda: plain_iteration(net, x_syn, y_syn, step_size.value, theta_start, theta_target, syn_steps, n_syn, dsa, g)
@@ -90,14 +97,16 @@ def child(cfg):
             return f()
         return run
     iteration = reset(make_iteration(cfg['syn_steps']))
-    base = _rss_mb()
+    if cuda: sync(); torch.cuda.reset_peak_memory_stats(dev)
+    base = torch.cuda.memory_allocated(dev) / 2**20 if cuda else _rss_mb()
     times, cpu = [], []
     for r in range(cfg['repeats'] + cfg['warmup']):
         x_syn.grad = None; step_size.zero_grad()
-        t0, c0 = time.perf_counter(), time.process_time()
-        iteration()
+        sync(); t0, c0 = time.perf_counter(), time.process_time()
+        iteration(); sync()
         times.append(time.perf_counter() - t0); cpu.append(time.process_time() - c0)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB -> MB on Linux
+    if cuda: peak = torch.cuda.max_memory_allocated(dev) / 2**20
+    else: peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB -> MB on Linux
     # FLOPs: every step has the same shapes (the whole synthetic set per step), so one iteration's count is affine in
     # syn_steps; count 1- and 2-step iterations and extrapolate rather than run a long one under the counter.
     counts = []
@@ -122,6 +131,7 @@ def main():
     ap.add_argument('--repeats', type=int, default=None, help='timed iterations per process (median recorded)')
     ap.add_argument('--rounds', type=int, default=1, help='fresh processes per (mode, config), interleaved across modes')
     ap.add_argument('--threads', type=int, default=1, help='intra-op threads (1: stable timings on a shared machine)')
+    ap.add_argument('--device', default='cpu', help="'cpu' or 'cuda' (peak memory is then the CUDA allocator's)")
     ap.add_argument('--warmup', type=int, default=None, help='untimed iterations first (default: 2 with --quick, else 1)')
     ap.add_argument('--no_dsa', action='store_true')
     ap.add_argument('--max_full_gb', type=float, default=8., help='skip full/plain configs whose graph would exceed this (estimated)')
@@ -148,12 +158,13 @@ def main():
                     print(f'skip {mode} ipc={ipc} syn_steps={n}: ~{per_step_gb[ipc] * n:.1f} GB > --max_full_gb', flush=True)
                     continue
                 cfg = dict(mode=mode, syn_steps=n, ipc=ipc, shape=shape, repeats=repeats, warmup=warmup, threads=a.threads,
-                           dsa=not a.no_dsa, round=rnd)
+                           dsa=not a.no_dsa, round=rnd, device=a.device)
                 r = subprocess.run([sys.executable, __file__, '--child', json.dumps(cfg)], capture_output=True, text=True, cwd=ROOT)
                 if r.returncode != 0: print(r.stderr[-2000:], flush=True); continue
                 rec = json.loads(r.stdout.strip().splitlines()[-1])
                 if mode == 'full': per_step_gb[ipc] = max(per_step_gb.get(ipc, 0), rec['peak_minus_base_mb'] / 1024 / n)
-                rec.update(device=device_name('cpu').split(',')[0] + f', {a.threads} threads)', loadavg_1min=os.getloadavg()[0],
+                name = device_name(a.device) if a.device.startswith('cuda') else device_name('cpu').split(',')[0] + f', {a.threads} threads)'
+                rec.update(device=name, loadavg_1min=os.getloadavg()[0],
                            bench='mtt_speed', tag=tag)
                 print(json.dumps({k: rec[k] for k in ('mode', 'ipc', 'syn_steps', 'round', 'seconds_per_iter', 'cpu_seconds_per_iter', 'peak_rss_mb',
                                                        'peak_minus_base_mb', 'flops_per_iter', 'flops_per_s')}), flush=True)

@@ -96,7 +96,8 @@ class MIMTerm:
         with torch.no_grad(): shapes = [tuple(f.shape[1:]) for f in net.features(train.x[:2])]
         self.cfg, self.train, self.generator = cfg, train, generator
         self.loss_fn = MIMLoss(shapes, train.info.n_classes, dim=cfg.dim, tau=cfg.tau, critic=cfg.critic, gamma=cfg.gamma,
-                               layers=cfg.layers, pool=cfg.pool, trainable=cfg.heads == 'trained', generator=generator)
+                               layers=cfg.layers, pool=cfg.pool, trainable=cfg.heads == 'trained', generator=generator
+                              ).to(train.x.device)  # drawn on the CPU generator, then moved: the same heads on any device
         params = list(self.loss_fn.head_parameters())
         self.opt = torch.optim.Adam(params, lr=cfg.lr_heads) if cfg.heads == 'trained' and params else None
         self.last = {}
@@ -128,10 +129,10 @@ class MTTBase:
         if experts is None: raise ValueError("base 'mtt' needs experts: an ExpertStore or a list of trajectories (see 12_experts)")
         self.mcfg = cfg.mtt_config()
         info = train.info
-        self.net = get_network(cfg.arch, info.channels, info.n_classes, tuple(info.im_size))
+        self.net = get_network(cfg.arch, info.channels, info.n_classes, tuple(info.im_size)).to(train.x.device)
         if isinstance(experts, ExpertStore): experts.check_compatible(train, model_config(train, cfg.arch), zca_identity(zca))
         dsa = DSA(dsa_strategy_for(info.name)) if cfg.dsa else None
-        self.step_size = StepSize(self.mcfg.syn_lr_init)
+        self.step_size = StepSize(self.mcfg.syn_lr_init, device=train.x.device)
         self.matcher = TrajectoryMatcher(self.net, experts, self.mcfg, dsa=dsa, generator=generator, mode=cfg.mode)
         self.lr_img, self.lr_params = self.mcfg.lr_img, self.mcfg.lr_lr
 
@@ -147,7 +148,7 @@ def step(self:MTTBase, x_syn, y_syn, mim:Optional[MIMTerm]=None) -> dict:
     seg, end_loss = self.matcher.sample_segment(), None
     if mim is not None:
         xr, yr = mim.real_batch()
-        with torch.no_grad(): _, feats_real = functional_features(self.net, seg.theta_target, xr)
+        with torch.no_grad(): _, feats_real = functional_features(self.net, seg.theta_target.to(xr.device), xr)
         def end_loss(theta_hat): return mim.loss(feats_real, yr, functional_features(self.net, theta_hat, x_syn)[1], y_syn)
     out = self.matcher.loss_and_grad(x_syn, y_syn, self.step_size, segment=seg, end_loss=end_loss)
     if mim is not None:
@@ -161,7 +162,7 @@ class DMBase:
     def __init__(self, cfg:DistillConfig, train:ImageSet, generator:torch.Generator, experts=None, zca=None):
         info = train.info
         self.cfg, self.train, self.generator = cfg, train, generator
-        self.net = get_network(cfg.arch, info.channels, info.n_classes, tuple(info.im_size))
+        self.net = get_network(cfg.arch, info.channels, info.n_classes, tuple(info.im_size)).to(train.x.device)
         for p in self.net.parameters(): p.requires_grad_(False)
         self.dsa = DSA(dsa_strategy_for(info.name)) if cfg.dsa else None
         self.lr_img, self.lr_params = cfg.lr_img_dm, 0.
@@ -217,14 +218,16 @@ class DistilledSet:
 # %% ../nbs/20_distill.ipynb #d3f37ddc
 class Distiller:
     "Distil `train` into cfg.ipc images per class with cfg.base + cfg.lam * MIM"
-    def __init__(self, cfg:DistillConfig, train:ImageSet, experts=None):
+    def __init__(self, cfg:DistillConfig, train:ImageSet, experts=None,
+                 device=None): # where to distil ('cpu', 'cuda', 'cuda:1', ...); None: where `train` is
         self.cfg, self.zca = cfg, None
+        self.device = torch.device(device) if device is not None else train.x.device
         if train.info.name != cfg.dataset: raise ValueError(f'cfg.dataset is {cfg.dataset!r} but the data is {train.info.name!r}')
         if cfg.base == 'mtt' and cfg.mtt_config().zca:
             self.zca = experts.load_zca() if isinstance(experts, ExpertStore) else None
             if self.zca is None: raise ValueError('this MTT setting uses ZCA (zca=True) but the experts have no zca.pt: '
                                                   'train experts with zca, or pass zca=False')
-        train = apply_zca(train, self.zca)
+        train = apply_zca(train, self.zca).to(self.device)
         self.gens = make_generators(cfg.seed)
         x, y = train.sample_per_class(cfg.ipc, self.gens['init'])
         self.x_init, self.y_syn = x.detach().clone(), y.clone()
@@ -259,8 +262,8 @@ def step(self:Distiller) -> dict:
 # %% ../nbs/20_distill.ipynb #84aec0ca
 @patch
 def result(self:Distiller) -> DistilledSet:
-    "The current synthetic set as a `DistilledSet`"
-    return DistilledSet(self.x_syn.detach().clone(), self.y_syn.clone(), self.base.syn_lr(), asdict(self.info),
+    "The current synthetic set as a `DistilledSet` (on the CPU, whatever device the run is on)"
+    return DistilledSet(self.x_syn.detach().cpu().clone(), self.y_syn.cpu().clone(), self.base.syn_lr(), asdict(self.info),
                         asdict(self.cfg), self.zca.state_dict() if self.zca is not None else None)
 
 # %% ../nbs/20_distill.ipynb #5f31b706
@@ -309,7 +312,7 @@ def run(self:Distiller, out=None, # folder for config.json, checkpoint.pt, log.j
     "Run (or resume, when `out` holds a checkpoint) until cfg.iterations; returns the distilled set"
     if out is not None:
         out = Path(out); out.mkdir(parents=True, exist_ok=True)
-        if (out/'checkpoint.pt').is_file(): self.load_state_dict(torch.load(out/'checkpoint.pt', weights_only=False))
+        if (out/'checkpoint.pt').is_file(): self.load_state_dict(torch.load(out/'checkpoint.pt', map_location='cpu', weights_only=False))
         (out/'config.json').write_text(json.dumps(asdict(self.cfg), indent=1))
     every = self.cfg.checkpoint_every
     bar = tqdm(total=self.cfg.iterations, initial=self.iteration, disable=not progress, desc=f'{self.cfg.base} lam={self.cfg.lam:g}')
@@ -324,10 +327,11 @@ def run(self:Distiller, out=None, # folder for config.json, checkpoint.pt, log.j
 # %% ../nbs/20_distill.ipynb #7e1eaf4c
 def calibrate_lam(cfg:DistillConfig, train:ImageSet, experts=None,
                   ratio:float=0.2, # wanted lam * L_MIM / L_base at the start
-                  n:int=3) -> float: # iterations to take the medians over
+                  n:int=3, # iterations to take the medians over
+                  device=None) -> float: # as Distiller's
     "The lambda for which lambda * L_MIM is `ratio` times L_base at the start (medians over `n` iterations)"
     if not ratio > 0: raise ValueError(f'ratio must be > 0, got {ratio}')
-    d = Distiller(replace(cfg, lam=1.0), train, experts)
+    d = Distiller(replace(cfg, lam=1.0), train, experts, device=device)
     base, mim = [], []
     for _ in range(n):
         d.x_syn.grad = None
