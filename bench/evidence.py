@@ -2,6 +2,7 @@
 
     python bench/evidence.py --datasets digits --ipcs 1 10          # CPU-sized defaults (see BUDGET)
     python bench/evidence.py --datasets mnist --ipcs 1 --methods random herding mtt mtt+mim
+    python bench/evidence.py --datasets mnist --ipcs 10 --methods mtt mtt+mim --device cuda --iterations 150 --out evidence_gpu
 
 Every distilled method gets the same experts, seeds, initial images and iteration budget; the MIM weight lam is
 calibrated once (seed 0) so that lam * L_MIM is `--ratio` of the base loss at the start, then fixed for all seeds.
@@ -66,20 +67,23 @@ def main(argv=None):
     ap.add_argument('--note', default='')
     ap.add_argument('--threads', type=int, help='torch.set_num_threads (recorded)')
     ap.add_argument('--out', default='evidence')
+    ap.add_argument('--device', default='cpu', help="where to distil and evaluate ('cuda' on a GPU); recorded")
+    ap.add_argument('--iterations', type=int, help="override the budget's distillation iterations (every distilled method)")
+    ap.add_argument('--data_root', help='folder holding the dataset files (default: ../shared/data for MNIST)')
     a = ap.parse_args(argv)
     if a.threads: torch.set_num_threads(a.threads)
     for name in a.datasets:
         b = BUDGET[name]
-        train, test = load_dataset(name, root=ROOTS.get(name))
+        train, test = load_dataset(name, root=a.data_root or ROOTS.get(name))
         work = Path(a.work) / name
         store = ExpertStore(work / 'experts')
         t0 = time.time()
-        train_experts(train, test, store, n_experts=b['n_experts'], n_epochs=b['expert_epochs'], seed=0, progress=True)
+        train_experts(train, test, store, n_experts=b['n_experts'], n_epochs=b['expert_epochs'], seed=0, progress=True, device=a.device)
         expert_secs = time.time() - t0
         embedder = build_net(store.manifest(0)['model']); load_flat_params_(embedder, store.load(0)[-1])
         for ipc in a.ipcs:
             ev = eval_kw(name, ipc, a.eval_runs)
-            common = dict(dataset=name, ipc=ipc, device=device_name('cpu'), note=a.note,
+            common = dict(dataset=name, ipc=ipc, device=device_name(a.device), note=a.note,
                           experts=f"{b['n_experts']} x {b['expert_epochs']} epochs", eval_runs=ev['n_runs'], n_evals=ev['n_evals'])
             accs, lams = {}, {}
             for method in a.methods:
@@ -92,17 +96,17 @@ def main(argv=None):
                     elif method == 'herding':
                         x, y = herding_coreset(train, ipc, embedder); lr = 0.01
                     else:
-                        kw = dict(distill_kw(name, ipc, base), seed=seed)
+                        kw = dict(distill_kw(name, ipc, base), seed=seed, **({'iterations': a.iterations} if a.iterations else {}))
                         if method.endswith('+mim'):
-                            if base not in lams: lams[base] = calibrate_lam(DistillConfig(**kw, critic=a.critic), train, store, ratio=a.ratio)
+                            if base not in lams: lams[base] = calibrate_lam(DistillConfig(**kw, critic=a.critic), train, store, ratio=a.ratio, device=a.device)
                             kw.update(lam=lams[base], critic=a.critic)
                         cfg = DistillConfig(**kw)
                         tag = f"{method}_ipc{ipc}_seed{seed}"
-                        ds = Distiller(cfg, train, store if base == 'mtt' else None).run(work / tag, progress=False)
+                        ds = Distiller(cfg, train, store if base == 'mtt' else None, device=a.device).run(work / tag, progress=False)
                         x, y, lr = ds.x, ds.y, ds.eval_lr
                         extra = dict(lam=cfg.lam, iterations=cfg.iterations, batch_real=cfg.batch_real,
                                      **({k: v for k, v in b['mtt'][ipc].items()} if base == 'mtt' else {}))
-                    res = evaluate_set(x, y, test, **ev, seed=seed, lr=lr)
+                    res = evaluate_set(x, y, test, **ev, seed=seed, lr=lr, device=a.device)
                     per_seed.append(res.acc_final_mean); protocol = res.protocol; secs += time.time() - t0
                     print(f'{name} ipc={ipc} {method} seed={seed}: {res}', flush=True)
                 accs[method] = per_seed

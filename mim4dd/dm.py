@@ -7,6 +7,7 @@ __all__ = ['class_means', 'embed_from_features', 'dm_loss', 'random_init_', 'DMC
 
 # %% ../nbs/15_dm.ipynb #a504b762
 from dataclasses import dataclass
+import copy
 import torch
 from torch import nn
 from .data import ImageSet
@@ -78,11 +79,15 @@ def random_init_(net:nn.Module, # re-initialised in place (every submodule with 
                  generator:torch.Generator) -> nn.Module: # the seed is drawn from it
     "Re-draw `net`'s parameters from PyTorch's default initialisation, reproducibly from `generator`"
     seed = int(torch.randint(0, 2**62, (1,), generator=generator))
-    devices = sorted({p.device.index or 0 for p in net.parameters() if p.device.type == 'cuda'})
-    with torch.random.fork_rng(devices=devices):
+    on_cpu = all(t.device.type == 'cpu' for t in net.state_dict().values())
+    target = net if on_cpu else copy.deepcopy(net).cpu()  # a GPU's generator would draw other numbers
+    with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        for m in net.modules():
-            if m is not net and hasattr(m, 'reset_parameters'): m.reset_parameters()
+        for m in target.modules():
+            if m is not target and hasattr(m, 'reset_parameters'): m.reset_parameters()
+    if not on_cpu:
+        with torch.no_grad():
+            for k, v in net.state_dict().items(): v.copy_(target.state_dict()[k])
     return net
 
 # %% ../nbs/15_dm.ipynb #1b3fd38c

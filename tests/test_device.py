@@ -105,8 +105,12 @@ def test_gpu_experts_and_evaluation(digits, tmp_path):
     train, test, _ = digits
     store = ExpertStore(tmp_path/'experts')
     train_experts(train, test, store, n_experts=1, n_epochs=3, seed=0, device='cuda')
-    traj, m = store.load(0), store.manifest(0)
-    assert traj[-1].device.type == 'cpu' and m['test_acc'][-1] > 0.8
+    cpu = ExpertStore(tmp_path/'experts_cpu')
+    train_experts(train, test, cpu, n_experts=1, n_epochs=3, seed=0)
+    traj, m, m_cpu = store.load(0), store.manifest(0), cpu.manifest(0)
+    assert traj[-1].device.type == 'cpu'
+    assert torch.equal(traj[0], cpu.load(0)[0])  # the same initial network: built on the CPU, then moved
+    assert abs(m['test_acc'][-1] - m_cpu['test_acc'][-1]) < 0.03, (m['test_acc'], m_cpu['test_acc'])
     x, y = train.sample_per_class(10, torch.Generator().manual_seed(0))
     res = evaluate_set(x, y, test, n_runs=1, n_epochs=50, n_evals=1, lr=0.01, device='cuda')
     assert res.acc_final_mean > 80
