@@ -20,11 +20,13 @@ def device_name(device='cpu'):
     if str(device).startswith('cuda') and torch.cuda.is_available(): return torch.cuda.get_device_name(0)
     return f'cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)'
 
+STARTED_AT = commit()  # the code this process imported: later commits or edits must not relabel its records
+
 def write_record(name, **record):
-    "Append one JSON record to bench/results/<name>.jsonl, adding commit, time and torch version."
+    "Append one JSON record to bench/results/<name>.jsonl, adding commit (at process start), time and torch version."
     import torch
     RESULTS.mkdir(parents=True, exist_ok=True)
-    rec = dict(record, commit=record.get('commit', commit()), torch=torch.__version__,
+    rec = dict(record, commit=record.get('commit', STARTED_AT), torch=torch.__version__,
                time=time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime()))
     with open(RESULTS / f'{name}.jsonl', 'a') as f: f.write(json.dumps(rec) + '\n')
     return rec
