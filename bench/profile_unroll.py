@@ -1,0 +1,84 @@
+"""Is the full unroll doing more work than MTT's plain loop, or only timed differently?
+
+Times `plain` (bench/mtt_speed.py's copy of MTT's loop) and `full` (mim4dd's TrajectoryMatcher) in ONE process,
+interleaved iteration by iteration, so that clock, cache and load drift hit both alike; then counts the operators
+each dispatches (torch.profiler) and, on a GPU, their kernel time. Appends one record per setting to
+bench/results/unroll_profile.jsonl.
+
+    python bench/profile_unroll.py                                  # CPU, one thread: digits and CIFAR-10 shapes
+    python bench/profile_unroll.py --device cuda --shape cifar10 --ipc 1 10 --repeats 20
+"""
+import argparse, sys, time
+from pathlib import Path
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.common import write_record, device_name
+from bench.mtt_speed import plain_iteration, SHAPES
+from mim4dd.nets import get_network, flat_params
+from mim4dd.mtt import TrajectoryMatcher, MTTConfig, StepSize
+from mim4dd.augment import DSA, dsa_strategy_for
+
+
+def setting(shape:str, ipc:int, n:int, dev):
+    "The two iteration functions (plain, full) on the same network, images, targets, DSA and generator"
+    s, g = SHAPES[shape], torch.Generator().manual_seed(0)
+    net = get_network('ConvNet', s['channels'], s['n_classes'], s['im_size'], seed=0, width=s['width']).to(dev)
+    x = torch.randn(ipc * s['n_classes'], s['channels'], s['im_size'], s['im_size'], generator=g).to(dev).requires_grad_()
+    y = torch.arange(s['n_classes']).repeat_interleave(ipc).to(dev)
+    t0 = flat_params(net); t1 = t0 + 0.01 * torch.randn(t0.shape, generator=g).to(dev)
+    dsa, step = DSA(dsa_strategy_for(shape)), StepSize(0.01, device=dev)
+    m = TrajectoryMatcher(net, [torch.stack([t0, t1])], MTTConfig(syn_steps=n, expert_epochs=1, max_start_epoch=1, dsa=True),
+                          dsa=dsa, generator=g, mode='full')
+    def run(f):
+        def it(): x.grad = None; step.zero_grad(); f()
+        return it
+    return {'plain': run(lambda: plain_iteration(net, x, y, step.value, t0, t1, n, len(x), dsa, g)),
+            'full': run(lambda: m.loss_and_grad(x, y, step))}
+
+
+def measure(fs:dict, repeats:int, warmup:int, dev) -> dict:
+    sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
+    times = {k: [] for k in fs}
+    for r in range(warmup + repeats):
+        for k, f in fs.items():
+            sync(); t = time.perf_counter(); f(); sync()
+            if r >= warmup: times[k].append(time.perf_counter() - t)
+    out = {f'{k}_seconds': sorted(v)[len(v) // 2] for k, v in times.items()}
+    from torch.profiler import profile, ProfilerActivity
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
+    for k, f in fs.items():
+        with profile(activities=acts) as prof:
+            f(); sync()
+        ev = prof.key_averages()
+        out[f'{k}_ops'] = int(sum(e.count for e in ev if e.key.startswith('aten::')))
+        if dev.type == 'cuda':
+            out[f'{k}_kernel_ms'] = sum(getattr(e, 'self_device_time_total', 0) for e in ev) / 1e3
+            out[f'{k}_launches'] = int(sum(e.count for e in ev if e.key.startswith('cudaLaunchKernel')))
+    out['full_over_plain'] = out['full_seconds'] / out['plain_seconds']
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--device', default='cpu')
+    ap.add_argument('--shape', nargs='+', default=['digits', 'cifar10'], choices=sorted(SHAPES))
+    ap.add_argument('--ipc', nargs='+', type=int, default=[1, 10])
+    ap.add_argument('--syn_steps', type=int, default=10)
+    ap.add_argument('--repeats', type=int, default=10, help='timed iterations of each, interleaved (median recorded)')
+    ap.add_argument('--warmup', type=int, default=2)
+    ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--dry', action='store_true', help='print, do not write')
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    dev = torch.device(a.device)
+    for shape in a.shape:
+        for ipc in a.ipc:
+            rec = dict(shape=shape, ipc=ipc, syn_steps=a.syn_steps, repeats=a.repeats, threads=a.threads,
+                       device=device_name(a.device) if dev.type == 'cuda' else device_name('cpu'),
+                       **measure(setting(shape, ipc, a.syn_steps, dev), a.repeats, a.warmup, dev))
+            print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()}, flush=True)
+            if not a.dry: write_record('unroll_profile', **rec)
+
+
+if __name__ == '__main__': main()
