@@ -56,6 +56,20 @@ def plain_iteration(net, x_syn, y_syn, syn_lr, theta_start, theta_target, syn_st
     return loss.item()
 
 
+def problem(shape:str, ipc:int, dev) -> tuple:
+    "(generator, net, x_syn, y_syn, theta_start, theta_target, step_size): one MTT iteration's inputs on `dev`, seeded"
+    import torch
+    from mim4dd.nets import get_network, flat_params
+    from mim4dd.mtt import StepSize
+    s, g = SHAPES[shape], torch.Generator().manual_seed(0)
+    net = get_network('ConvNet', s['channels'], s['n_classes'], s['im_size'], seed=0, width=s['width']).to(dev)
+    x_syn = torch.randn(ipc * s['n_classes'], s['channels'], s['im_size'], s['im_size'], generator=g).to(dev).requires_grad_()
+    y_syn = torch.arange(s['n_classes']).repeat_interleave(ipc).to(dev)
+    theta_start = flat_params(net)
+    theta_target = theta_start + 0.01 * torch.randn(theta_start.shape, generator=g).to(dev)
+    return g, net, x_syn, y_syn, theta_start, theta_target, StepSize(0.01, device=dev)
+
+
 def child(cfg):
     "Run one configuration in this (fresh) process and print one JSON line"
     import torch
@@ -64,16 +78,9 @@ def child(cfg):
     cuda = dev.type == 'cuda'
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     from torch.utils.flop_counter import FlopCounterMode
-    from mim4dd.nets import get_network, flat_params
-    from mim4dd.mtt import TrajectoryMatcher, MTTConfig, StepSize
-    shape = SHAPES[cfg['shape']]
-    g = torch.Generator().manual_seed(0)
-    net = get_network('ConvNet', shape['channels'], shape['n_classes'], shape['im_size'], seed=0, width=shape['width']).to(dev)
-    n_syn = cfg['ipc'] * shape['n_classes']
-    x_syn = torch.randn(n_syn, shape['channels'], shape['im_size'], shape['im_size'], generator=g).to(dev).requires_grad_()
-    y_syn = torch.arange(shape['n_classes']).repeat_interleave(cfg['ipc']).to(dev)
-    theta_start = flat_params(net)
-    theta_target = theta_start + 0.01 * torch.randn(theta_start.shape, generator=g).to(dev)
+    from mim4dd.mtt import TrajectoryMatcher, MTTConfig
+    g, net, x_syn, y_syn, theta_start, theta_target, step_size = problem(cfg['shape'], cfg['ipc'], dev)
+    n_syn = len(x_syn)
     dsa = None
     if cfg['dsa']:
         from mim4dd.augment import DSA, dsa_strategy_for
@@ -84,7 +91,6 @@ def child(cfg):
                 self.k += 1
                 return super().sample(x, generator, family=self.families[(self.k - 1) % len(self.families)])
         dsa = CycleDSA(dsa_strategy_for(cfg['shape']))
-    step_size = StepSize(0.01, device=dev)
     def make_iteration(syn_steps):
         if cfg['mode'] == 'plain':
             return lambda: plain_iteration(net, x_syn, y_syn, step_size.value, theta_start, theta_target, syn_steps, n_syn, dsa, g)

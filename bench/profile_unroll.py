@@ -14,20 +14,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import write_record, device_name
-from bench.mtt_speed import plain_iteration, SHAPES
-from mim4dd.nets import get_network, flat_params
-from mim4dd.mtt import TrajectoryMatcher, MTTConfig, StepSize
+from bench.mtt_speed import plain_iteration, problem
+from mim4dd.mtt import TrajectoryMatcher, MTTConfig
 from mim4dd.augment import DSA, dsa_strategy_for
 
 
 def setting(shape:str, ipc:int, n:int, dev):
     "The two iteration functions (plain, full) on the same network, images, targets, DSA and generator"
-    s, g = SHAPES[shape], torch.Generator().manual_seed(0)
-    net = get_network('ConvNet', s['channels'], s['n_classes'], s['im_size'], seed=0, width=s['width']).to(dev)
-    x = torch.randn(ipc * s['n_classes'], s['channels'], s['im_size'], s['im_size'], generator=g).to(dev).requires_grad_()
-    y = torch.arange(s['n_classes']).repeat_interleave(ipc).to(dev)
-    t0 = flat_params(net); t1 = t0 + 0.01 * torch.randn(t0.shape, generator=g).to(dev)
-    dsa, step = DSA(dsa_strategy_for(shape)), StepSize(0.01, device=dev)
+    g, net, x, y, t0, t1, step = problem(shape, ipc, dev)
+    dsa = DSA(dsa_strategy_for(shape))
     m = TrajectoryMatcher(net, [torch.stack([t0, t1])], MTTConfig(syn_steps=n, expert_epochs=1, max_start_epoch=1, dsa=True),
                           dsa=dsa, generator=g, mode='full')
     def run(f):
@@ -62,7 +57,7 @@ def measure(fs:dict, repeats:int, warmup:int, dev) -> dict:
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--device', default='cpu')
-    ap.add_argument('--shape', nargs='+', default=['digits', 'cifar10'], choices=sorted(SHAPES))
+    ap.add_argument('--shape', nargs='+', default=['digits', 'cifar10'], choices=['digits', 'cifar10'])
     ap.add_argument('--ipc', nargs='+', type=int, default=[1, 10])
     ap.add_argument('--syn_steps', type=int, default=10)
     ap.add_argument('--repeats', type=int, default=10, help='timed iterations of each, interleaved (median recorded)')

@@ -145,10 +145,10 @@ class MTTBase:
 @patch
 def step(self:MTTBase, x_syn, y_syn, mim:Optional[MIMTerm]=None) -> dict:
     "One MTT iteration (plus lambda*MIM at the end of the unroll); gradients accumulate into x_syn and the step size"
-    seg, end_loss = self.matcher.sample_segment(), None
+    seg, end_loss = self.matcher.sample_segment(x_syn.device), None
     if mim is not None:
         xr, yr = mim.real_batch()
-        with torch.no_grad(): _, feats_real = functional_features(self.net, seg.theta_target.to(xr.device), xr)
+        with torch.no_grad(): _, feats_real = functional_features(self.net, seg.theta_target, xr)
         def end_loss(theta_hat): return mim.loss(feats_real, yr, functional_features(self.net, theta_hat, x_syn)[1], y_syn)
     out = self.matcher.loss_and_grad(x_syn, y_syn, self.step_size, segment=seg, end_loss=end_loss)
     if mim is not None:

@@ -85,9 +85,7 @@ def random_init_(net:nn.Module, # re-initialised in place (every submodule with 
         torch.manual_seed(seed)
         for m in target.modules():
             if m is not target and hasattr(m, 'reset_parameters'): m.reset_parameters()
-    if not on_cpu:
-        with torch.no_grad():
-            for k, v in net.state_dict().items(): v.copy_(target.state_dict()[k])
+    if not on_cpu: net.load_state_dict(target.state_dict())  # copies onto net's device, in place
     return net
 
 # %% ../nbs/15_dm.ipynb #1b3fd38c

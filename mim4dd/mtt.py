@@ -228,12 +228,12 @@ def _trajectory(self:TrajectoryMatcher, i:int):
     return self.experts.load(i) if hasattr(self.experts, 'load') else self.experts[i]
 
 @patch
-def sample_segment(self:TrajectoryMatcher) -> Segment:
-    "A random expert and start epoch t: (theta*_t, theta*_{t+M}) as float32 flat tensors"
+def sample_segment(self:TrajectoryMatcher, device=None) -> Segment:
+    "A random expert and start epoch t: (theta*_t, theta*_{t+M}) as float32 flat tensors (on `device` when given)"
     e = self.ids[int(torch.randint(len(self.ids), (1,), generator=self.generator))]
     t = int(torch.randint(self.config.max_start_epoch, (1,), generator=self.generator))
     traj = self._trajectory(e)
-    return Segment(traj[t].float(), traj[t + self.config.expert_epochs].float(), expert=e, start_epoch=t)
+    return Segment(traj[t].to(device, torch.float32), traj[t + self.config.expert_epochs].to(device, torch.float32), expert=e, start_epoch=t)
 
 # %% ../nbs/13_mtt.ipynb #d7f03f3a
 @patch
@@ -260,7 +260,7 @@ def loss_and_grad(self:TrajectoryMatcher,
                  ) -> dict:
     "One MTT loss evaluation; ACCUMULATES d(loss)/d(pixels) into x_syn.grad and d(loss)/d(step size) into its .grad"
     if not (x_syn.is_leaf and x_syn.requires_grad): raise ValueError('x_syn must be a leaf tensor with requires_grad=True')
-    seg = self.sample_segment() if segment is None else segment
+    seg = self.sample_segment(x_syn.device) if segment is None else segment
     theta_start, theta_target = (t.to(device=x_syn.device, dtype=x_syn.dtype) for t in seg[:2])
     batches, batch_loss = self._plan(x_syn, y_syn)
     syn_lr = step_size.value

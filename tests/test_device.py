@@ -4,14 +4,11 @@ The first test runs everywhere; the others need CUDA and are skipped without it 
 purpose with `pytest tests/test_device.py` on a machine that has one).
 """
 import pytest, torch
-import torch.nn.functional as F
 from mim4dd.data import load_dataset
 from mim4dd.experts import ExpertStore, train_experts
 from mim4dd.distill import DistillConfig, Distiller, DistilledSet
 from mim4dd.evaluate import evaluate_set
-from mim4dd.nets import get_network, flat_params, functional_forward
-from mim4dd.augment import DSA
-from mim4dd.mtt import TrajectoryMatcher, MTTConfig, StepSize
+from test_mtt_exact import CASES, test_exact_equals_full as check_exact_equals_full
 
 gpu = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU')
 SMALL = dict(dataset='digits', ipc=1, syn_steps=4, max_start_epoch=3, iterations=2, batch_real=100, checkpoint_every=1)
@@ -79,26 +76,10 @@ def test_gpu_checkpoint_resumes_on_cpu(digits, no_tf32, tmp_path):
     assert DistilledSet.load(tmp_path/'distilled.pt').x.device.type == 'cpu'
 
 @gpu
-@pytest.mark.parametrize('batch_syn,dsa', [(None, False), (3, True)])
-def test_gpu_exact_equals_full_float64(batch_syn, dsa):
-    res = {}
-    for mode in ('full', 'exact'):
-        g = torch.Generator().manual_seed(0)
-        net = get_network('ConvNet', 3, 5, 8, seed=0, width=6, depth=2).double().cuda()
-        theta0 = flat_params(net)
-        traj = torch.stack([theta0, theta0 + 0.05 * torch.randn(theta0.shape, generator=g, dtype=torch.float64).cuda()])
-        x = torch.randn(10, 3, 8, 8, generator=g, dtype=torch.float64).cuda().requires_grad_()
-        y = (torch.arange(10) % 5).cuda()
-        s = StepSize(0.05, dtype=torch.float64, device='cuda')
-        cfg = MTTConfig(syn_steps=5, expert_epochs=1, max_start_epoch=1, batch_syn=batch_syn, dsa=dsa)
-        m = TrajectoryMatcher(net, [traj], cfg, dsa=DSA() if dsa else None, generator=torch.Generator().manual_seed(1), mode=mode)
-        end_loss = lambda th: F.cross_entropy(functional_forward(net, th, x), y)
-        out = m.loss_and_grad(x, y, s, end_loss=end_loss)
-        res[mode] = (out['loss'], x.grad, s.u.grad)
-    (lf, xf, uf), (le, xe, ue) = res['full'], res['exact']
-    assert abs(lf - le) <= 1e-12 * abs(lf)
-    torch.testing.assert_close(xe, xf, rtol=1e-9, atol=1e-12 * xf.abs().max().item())
-    torch.testing.assert_close(ue, uf, rtol=1e-9, atol=0)
+@pytest.mark.parametrize('arch,batch_syn,dsa,end,param,syn_steps', CASES)
+def test_gpu_exact_equals_full_float64(arch, batch_syn, dsa, end, param, syn_steps):
+    "test_mtt_exact's float64 checks, on the GPU"
+    check_exact_equals_full(arch, batch_syn, dsa, end, param, syn_steps, device='cuda')
 
 @gpu
 def test_gpu_experts_and_evaluation(digits, tmp_path):

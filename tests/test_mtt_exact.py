@@ -5,30 +5,30 @@ from mim4dd.nets import get_network, flat_params, functional_forward
 from mim4dd.augment import DSA
 from mim4dd.mtt import TrajectoryMatcher, MTTConfig, StepSize, Segment
 
-def _grads(mode, arch, batch_syn, dsa, end, param, syn_steps, seed=0):
+def _grads(mode, arch, batch_syn, dsa, end, param, syn_steps, seed=0, device='cpu'):
     g = torch.Generator().manual_seed(seed)
-    net = get_network(arch, 3, 5, 8, seed=seed, width=6, depth=2).double()
+    net = get_network(arch, 3, 5, 8, seed=seed, width=6, depth=2).double().to(device)
     theta0 = flat_params(net)
-    traj = torch.stack([theta0, theta0 + 0.05 * torch.randn(theta0.shape, generator=g, dtype=torch.float64)])
-    x = torch.randn(10, 3, 8, 8, generator=g, dtype=torch.float64).requires_grad_()
-    y = torch.arange(10) % 5
-    s = StepSize(0.05, param, dtype=torch.float64)
+    traj = torch.stack([theta0, theta0 + 0.05 * torch.randn(theta0.shape, generator=g, dtype=torch.float64).to(device)])
+    x = torch.randn(10, 3, 8, 8, generator=g, dtype=torch.float64).to(device).requires_grad_()
+    y = (torch.arange(10) % 5).to(device)
+    s = StepSize(0.05, param, dtype=torch.float64, device=device)
     cfg = MTTConfig(syn_steps=syn_steps, expert_epochs=1, max_start_epoch=1, batch_syn=batch_syn, dsa=dsa)
     m = TrajectoryMatcher(net, [traj], cfg, dsa=DSA() if dsa else None, generator=torch.Generator().manual_seed(seed + 1), mode=mode)
     end_loss = (lambda th: F.cross_entropy(functional_forward(net, th, x), y) + th.pow(2).sum() * 1e-3) if end else None
     out = m.loss_and_grad(x, y, s, end_loss=end_loss)
     return out['loss'], out['theta_hat'], x.grad, s.u.grad
 
-@pytest.mark.parametrize('arch,batch_syn,dsa,end,param,syn_steps', [
-    ('ConvNet', None, False, False, 'log', 4),
-    ('ConvNet', 3, True, False, 'log', 7),     # mini-batches (uneven chunks) and DSA inside the unroll
-    ('ConvNet', 4, True, True, 'raw', 5),      # an end loss that reads x directly; MTT's raw step size
-    ('ConvNetBN', None, True, True, 'log', 3), # batch norm: batch statistics, recomputed identically
-    ('ConvNetNP', 5, False, True, 'log', 1),   # no pooling; a single step
-])
-def test_exact_equals_full(arch, batch_syn, dsa, end, param, syn_steps):
-    lf, tf, xf, uf = _grads('full', arch, batch_syn, dsa, end, param, syn_steps)
-    le, te, xe, ue = _grads('exact', arch, batch_syn, dsa, end, param, syn_steps)
+CASES = [('ConvNet', None, False, False, 'log', 4),
+         ('ConvNet', 3, True, False, 'log', 7),     # mini-batches (uneven chunks) and DSA inside the unroll
+         ('ConvNet', 4, True, True, 'raw', 5),      # an end loss that reads x directly; MTT's raw step size
+         ('ConvNetBN', None, True, True, 'log', 3), # batch norm: batch statistics, recomputed identically
+         ('ConvNetNP', 5, False, True, 'log', 1)]   # no pooling; a single step
+
+@pytest.mark.parametrize('arch,batch_syn,dsa,end,param,syn_steps', CASES)
+def test_exact_equals_full(arch, batch_syn, dsa, end, param, syn_steps, device='cpu'):
+    lf, tf, xf, uf = _grads('full', arch, batch_syn, dsa, end, param, syn_steps, device=device)
+    le, te, xe, ue = _grads('exact', arch, batch_syn, dsa, end, param, syn_steps, device=device)
     assert abs(lf - le) <= 1e-12 * abs(lf)
     torch.testing.assert_close(te, tf, rtol=1e-12, atol=1e-14)
     torch.testing.assert_close(xe, xf, rtol=1e-9, atol=1e-12 * xf.abs().max().item())
