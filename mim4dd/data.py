@@ -4,11 +4,11 @@
 
 # %% auto #0
 __all__ = ['IMG_EXTENSIONS', 'DATASETS', 'default_root', 'DatasetInfo', 'ImageSet', 'channel_stats', 'read_idx', 'write_idx',
-           'read_cifar_pickles', 'read_svhn_mat', 'read_image_folder', 'read_tiny_imagenet', 'save_image_folder',
-           'DatasetSpec', 'load_dataset', 'make_fake']
+           'read_pickle', 'load_pt', 'read_cifar_pickles', 'read_svhn_mat', 'read_image_folder', 'read_tiny_imagenet',
+           'save_image_folder', 'DatasetSpec', 'load_dataset', 'make_fake']
 
 # %% ../nbs/02_data.ipynb #e8420d6d
-import gzip, hashlib, io, numbers, os, pickle, struct, tempfile, warnings, zipfile
+import gzip, hashlib, io, numbers, os, pickle, re, struct, tempfile, warnings, zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -151,17 +151,57 @@ def write_idx(path, x) -> Path:
     with (gzip.open if path.suffix == '.gz' else open)(path, 'wb') as f: f.write(data)
     return path
 
+# %% ../nbs/02_data.ipynb #8aaba964
+class _Refused(pickle.UnpicklingError): pass
+
+class _DataUnpickler(pickle.Unpickler):
+    "Unpickles plain data and numpy arrays only: any other global is refused before it is looked up"
+    SAFE = {('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+            ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),
+            ('numpy', 'ndarray'), ('numpy', 'dtype'), ('_codecs', 'encode')}  # _codecs.encode: bytes in protocol 2
+    def find_class(self, module, name):
+        if (module, name) in self.SAFE: return super().find_class(module, name)
+        raise _Refused(f'{module}.{name}')
+
+def read_pickle(path):
+    "The pickled plain data (dicts, lists, numbers, strings, numpy arrays) in `path`, read without running any code"
+    with open(path, 'rb') as fh:
+        try: return _DataUnpickler(fh, encoding='latin1').load()
+        except _Refused as e:
+            raise ValueError(f'refusing to unpickle {path}: it asks for {e}, which a data file never needs '
+                             '(a crafted file can run code this way); only read files you trust') from e
+        except Exception as e: raise ValueError(f'cannot read {path}: not a pickle, or truncated ({type(e).__name__}: {e})') from e
+
+# %% ../nbs/02_data.ipynb #9d69ca3f
+def load_pt(path, # a file written by torch.save
+            what:str='torch file', # what the file should be, for the messages: 'checkpoint', 'expert file', ...
+            **kw): # more torch.load arguments (mmap=True, ...)
+    "torch.load on the CPU with weights_only=True; a missing, truncated, foreign or code-carrying file is one clear error naming it"
+    path = Path(path)
+    if not path.is_file(): raise FileNotFoundError(f'{what} {path} does not exist')
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip; a truncated one has lost its directory at the end
+        raise ValueError(f'cannot read the {what} {path}: it is truncated or was not written by torch.save')
+    try: return torch.load(path, map_location='cpu', weights_only=True, **kw)
+    except pickle.UnpicklingError as e:
+        bad = re.search(r'Unsupported global: GLOBAL (\S+)', str(e))
+        if bad: raise ValueError(f'refusing to load the {what} {path}: it asks for {bad.group(1)}, which mim4dd never writes '
+                                 '(a crafted file can run code this way); only load files you trust') from e
+        raise ValueError(f'cannot read the {what} {path}: its contents are corrupt') from e
+    except Exception as e:
+        raise ValueError(f'cannot read the {what} {path}: it is truncated or corrupt ({str(e).splitlines()[0][:120]})') from e
+
 # %% ../nbs/02_data.ipynb #44bdba7d
 def read_cifar_pickles(folder, files, label_key='labels') -> tuple:
     "Concatenate CIFAR pickled batches `files` in `folder`: `(x uint8 (N, 3, 32, 32), y int64)`."
     xs, ys = [], []
     for f in files:
-        with open(Path(folder)/f, 'rb') as fh: d = pickle.load(fh, encoding='latin1')
+        d = read_pickle(Path(folder)/f)
+        if not (isinstance(d, dict) and 'data' in d and label_key in d):
+            raise ValueError(f'{Path(folder)/f} is not a CIFAR batch: expected a dict with data and {label_key}')
         xs.append(np.asarray(d['data'], dtype=np.uint8).reshape(-1, 3, 32, 32)); ys.extend(d[label_key])
     return torch.from_numpy(np.concatenate(xs)), torch.tensor(ys, dtype=torch.int64)
 
-def _cifar_meta(folder, file, key):
-    with open(Path(folder)/file, 'rb') as fh: return list(pickle.load(fh, encoding='latin1')[key])
+def _cifar_meta(folder, file, key): return list(read_pickle(Path(folder)/file)[key])
 
 # %% ../nbs/02_data.ipynb #bf2ae940
 def read_svhn_mat(path) -> tuple:
@@ -448,7 +488,7 @@ def _fake_folder(root, data, classes, path=None, size=None, channels=3, ext='png
     return save_image_folder(root/path, data, classes, ext=ext)
 
 # %% ../nbs/02_data.ipynb #0ac2714d
-_HOW = 'or pass download=True on a machine with a network'
+_HOW = 'or download them on a machine with a network (--download on the command line, download=True in Python)'
 _DIGITS = [str(i) for i in range(10)]
 _FASHION = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']
 DATASETS = {s.name: s for s in [

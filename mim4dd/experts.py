@@ -5,11 +5,11 @@
 # %% auto #0
 __all__ = ['dataset_identity', 'zca_identity', 'fit_zca', 'apply_zca', 'model_config', 'build_net', 'expert_seed', 'atomic_save',
            'Trajectory', 'ExpertStore', 'signature', 'train_epoch', 'accuracy', 'dist_rank_world', 'train_experts',
-           'experts_cli']
+           'UsageError', 'check_number', 'check_dataset', 'check_out', 'run_script', 'console_script', 'experts_cli']
 
 # %% ../nbs/12_experts.ipynb #a3183f11
-import hashlib, inspect, json, os, re, time
-from functools import partial
+import hashlib, inspect, json, math, numbers, os, re, sys, time
+from functools import partial, wraps
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, Optional
@@ -18,10 +18,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from fastcore.basics import patch
-from fastcore.script import call_parse
+from fastcore.script import anno_parser
 from tqdm.auto import tqdm
 import mim4dd
-from .data import ImageSet, DatasetInfo, load_dataset
+from .data import ImageSet, DatasetInfo, DATASETS, load_dataset, load_pt
 from .nets import NETWORKS, default_depth, get_network, flat_params, param_names, param_shapes, n_params
 from .augment import DSA, ZCA, dsa_strategy_for
 
@@ -123,7 +123,10 @@ class ExpertStore:
 @patch
 def _read(self:ExpertStore, i:int) -> dict:
     if i not in self: raise KeyError(f'no expert {i} in {self.root} (experts: {self.ids()})')
-    return torch.load(self.path(i), map_location='cpu', weights_only=True, mmap=True)
+    d = load_pt(self.path(i), 'expert file', mmap=True)
+    if not (isinstance(d, dict) and {'manifest', 'params'} <= set(d)):
+        raise ValueError(f'{self.path(i)} is not an expert file (no manifest and params); move it out of the store')
+    return d
 
 @patch
 def manifest(self:ExpertStore, i:int) -> dict:
@@ -202,7 +205,7 @@ def _save_partial(self:ExpertStore, i, spec, snaps, record, net, opt, generator)
 def _load_partial(self:ExpertStore, i, spec):
     p = self.partial_path(i)
     if not p.is_file(): return None
-    d = torch.load(p, map_location='cpu', weights_only=True)
+    d = load_pt(p, 'unfinished expert file')
     if d['spec'] != spec:
         raise ValueError(f'{p.name} is an unfinished expert trained with other settings; delete it or use another folder:\n  '
                          + '\n  '.join(_diff(d['spec'], spec, '')))
@@ -319,13 +322,100 @@ def save_zca(self:ExpertStore, zca:ZCA) -> ZCA:
 def load_zca(self:ExpertStore) -> Optional[ZCA]:
     "The store's ZCA, or None"
     p = self.root/'zca.pt'
-    return ZCA.from_state_dict(torch.load(p, map_location='cpu', weights_only=True)) if p.is_file() else None
+    if not p.is_file(): return None
+    d = load_pt(p, 'ZCA file')
+    try: return ZCA.from_state_dict(d)
+    except Exception as e: raise ValueError(f'{p} is not a ZCA written by save_zca ({e})') from e
+
+# %% ../nbs/12_experts.ipynb #073a031d
+class UsageError(ValueError):
+    "A command line that cannot work whatever the files hold (a bad option value): console scripts exit 2"
+
+def check_number(option:str, value, low=None, # the smallest allowed value (None: no bound)
+                 strict:bool=False, # value must be > low rather than >= low
+                 integer:bool=False, optional:bool=False): # None is allowed when optional
+    "`value`, unless it is not a finite number in range: then a UsageError naming --option"
+    if value is None and optional: return value
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (not integer or float(value).is_integer())
+    if ok and low is not None: ok = value > low if strict else value >= low
+    if not ok:
+        bound = '' if low is None else f" {'>' if strict else '>='} {low:g}"
+        raise UsageError(f"--{option} must be {'an integer' if integer else 'a finite number'}{bound}, got {value}")
+    return value
+
+def check_dataset(name:str) -> str:
+    "`name`, unless it is not a key of DATASETS"
+    if name not in DATASETS: raise UsageError(f"--dataset {name!r} is not a dataset; choose one of: {', '.join(DATASETS)}")
+    return name
+
+def check_out(path, option:str='out') -> Path:
+    "`path` as a Path, unless it cannot be a folder (it or a folder above it is a file, or cannot be written)"
+    p = Path(path).expanduser()
+    for q in (p, *p.parents):
+        if not q.exists(): continue
+        if not q.is_dir(): raise NotADirectoryError(f'--{option} {path}: {q} is a file, not a folder; choose another path')
+        if q != p and not os.access(q, os.W_OK): raise PermissionError(f'--{option} {path}: cannot create it, {q} is not writable')
+        return p
+    return p
+
+# %% ../nbs/12_experts.ipynb #e5aba5d5
+def _one_line(e:BaseException) -> str:
+    "The message of `e` on one line; the exception's type too when it is not one of the errors we raise for users"
+    msg = '; '.join(l.strip() for l in str(e).splitlines() if l.strip()) or repr(e)
+    if isinstance(e, (ValueError, OSError, FloatingPointError)): return msg
+    return f'{type(e).__name__}: {msg} (unexpected: rerun with --debug for the traceback)'
+
+def _parser(func, prog:str):
+    p = anno_parser(func, prog)
+    p.add_argument('--debug', action='store_true', help='on an error, show the traceback (also: MIM4DD_DEBUG=1)')
+    for a in p._actions:  # fastcore words a negated flag like the option it negates
+        if a.option_strings and a.option_strings[0].startswith('--no-') and a.help:
+            a.help = 'turn off: ' + a.help.split(' (default')[0]
+    def error(msg): print(f'{prog}: error: {msg} (see {prog} --help)', file=sys.stderr); sys.exit(2)
+    p.error = error  # one line instead of the whole usage block
+    return p
+
+def run_script(func, argv:Optional[list]=None, # the arguments (None: sys.argv[1:])
+               prog:Optional[str]=None) -> int: # the command's name in messages (None: sys.argv[0]'s)
+    "Parse `argv` into `func`'s arguments and call it; return the exit code, having printed one line on failure"
+    prog = prog or Path(sys.argv[0]).name
+    try: args = vars(_parser(func, prog).parse_args(argv))
+    except SystemExit as e: return e.code if isinstance(e.code, int) else 0  # --help, or a line printed by error()
+    for k in ('pdb', 'xtra'): args.pop(k, None)
+    debug = args.pop('debug') or os.environ.get('MIM4DD_DEBUG', '') not in ('', '0')
+    try: func(**args)
+    except KeyboardInterrupt as e:
+        if debug: raise
+        at = getattr(e, 'iteration', None)
+        print(f"interrupted{'' if at is None else f' at iteration {at}'}; rerun the same command to resume", file=sys.stderr)
+        return 130
+    except Exception as e:
+        if debug: raise
+        print(f'{prog}: error: {_one_line(e)}', file=sys.stderr)
+        return 2 if isinstance(e, UsageError) else 1
+    return 0
+
+def _script_frame(frame) -> bool:
+    "True when `frame` runs the top level of a file as __main__ (a console script, `python -m`, `python file.py`)"
+    g = frame.f_globals if frame is not None else {}
+    return frame.f_locals is g and g.get('__name__') == '__main__' and bool(g.get('__file__'))
+
+def console_script(func):
+    "`func` as a command: from a console script (or `python -m`) it parses sys.argv and exits with `run_script`'s code"
+    @wraps(func)
+    def _f(*args, **kwargs):
+        if args or kwargs or not _script_frame(sys._getframe(1)): return func(*args, **kwargs)
+        return run_script(func)  # the console script does sys.exit(_f())
+    if _script_frame(sys._getframe(1)): sys.exit(run_script(func))  # `python -m module`: the module is the script
+    return _f
 
 # %% ../nbs/12_experts.ipynb #bd8de5fc
-@call_parse
+@console_script
 def experts_cli(out:str='experts/digits', # the store folder
                 dataset:str='digits', # a key of mim4dd.data.DATASETS
                 data_root:str=None, # data folder (default: $MIM4DD_DATA or ~/.cache/mim4dd)
+                download:bool=False, # fetch missing dataset files (needs a network)
                 n_experts:int=10, # experts 0 .. n_experts-1
                 n_epochs:int=50, # epochs per expert
                 lr:float=0.01, # SGD learning rate (no momentum, no weight decay)
@@ -340,15 +430,23 @@ def experts_cli(out:str='experts/digits', # the store folder
                 device:str='auto', # 'auto': cuda:LOCAL_RANK when available, else cpu
                 progress:bool=True): # show progress bars (rank 0 only)
     "Train expert trajectories into `out`, resuming what is there; under torchrun, each rank trains its share"
+    check_dataset(dataset)
+    for k, v in dict(n_experts=n_experts, n_epochs=n_epochs, batch_size=batch_size).items(): check_number(k, v, 1, integer=True)
+    for k, v in dict(width=width, depth=depth).items(): check_number(k, v, 1, integer=True, optional=True)
+    check_number('lr', lr, 0, strict=True); check_number('seed', seed, 0, integer=True)
+    if arch not in NETWORKS: raise UsageError(f"--arch {arch!r} is not an architecture; choose one of: {', '.join(NETWORKS)}")
+    store = ExpertStore(check_out(out))
+    for i in store.ids(): store.manifest(i)  # a truncated or foreign file is named before anything is trained
     world, local = int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
     if device == 'auto': device = f'cuda:{local}' if torch.cuda.is_available() else 'cpu'
+    if device.startswith('cuda') and not torch.cuda.is_available(): raise UsageError(f'--device {device}: this torch sees no GPU; use --device cpu')
+    train, test = load_dataset(dataset, data_root, download=download)
     if device.startswith('cuda'): torch.cuda.set_device(torch.device(device))
     init = world > 1 and not dist.is_initialized()
     if init: dist.init_process_group('nccl' if device.startswith('cuda') else 'gloo')
     try:
         rank, world = dist_rank_world()
-        train, test = load_dataset(dataset, data_root)
-        store, z = ExpertStore(out), None
+        z = None
         if zca:
             if rank == 0: z = store.load_zca() or store.save_zca(fit_zca(train))
             if world > 1: dist.barrier()

@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['BOUNDS', 'gaussian_mi', 'sample_correlated_gaussians', 'gaussian_log_ratio', 'mi_cap', 'positive_mask', 'noise_ratio',
            'nce_loss', 'nce_bound', 'infonce_loss', 'infonce_bound', 'QuadraticCritic', 'torch_threads', 'fit_critic',
-           'eval_critic', 'bound_experiment', 'plot_bound_experiment']
+           'eval_critic', 'bound_experiment', 'plot_bound_experiment', 'contrastive_loss', 'mi_lower_bound',
+           'pair_gradient']
 
 # %% ../nbs/00_mi.ipynb #b8f1fed5
 import math, numbers, zlib
@@ -13,10 +14,6 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 from torch import nn
-import pandas as pd
-import matplotlib.pyplot as plt
-import seaborn as sns
-from tqdm.auto import tqdm
 
 # %% ../nbs/00_mi.ipynb #d90936dc
 def _check_rho(rho):
@@ -238,6 +235,7 @@ def bound_experiment(rhos=(0.0, 0.5, 0.8, 0.9, 0.95), # correlations, each in (-
     bad = [b for b in bounds if b not in BOUNDS]
     if bad: raise ValueError(f'unknown bounds {bad}; allowed: {tuple(BOUNDS)}')
     configs = [(bd, float(rho), int(n)) for bd in bounds for n in batch_sizes for rho in rhos]
+    from tqdm.auto import tqdm  # imported here: the package's import path stays free of notebook tooling
     records = []
     with torch_threads(n_threads):
         for bd, rho, n in tqdm(configs, disable=not progress, desc='bound_experiment'):
@@ -253,6 +251,7 @@ def plot_bound_experiment(records:list, # output of `bound_experiment`
                           height:float=3.3, # figure height in inches
                          ): # matplotlib Figure, one panel per bound
     "Estimate against true MI per batch size, with the identity line and each batch's log N ceiling."
+    import pandas as pd, matplotlib.pyplot as plt, seaborn as sns  # plotting only: not on the import path
     need = {'bound', 'batch_size', 'true_mi', 'estimate', 'cap'}
     if not records or not need <= set(records[0]):
         raise ValueError(f'records must be a non-empty list of dicts with keys {sorted(need)}')
@@ -273,3 +272,36 @@ def plot_bound_experiment(records:list, # output of `bound_experiment`
         ax.legend(fontsize=8, loc='upper left')
     fig.tight_layout(); plt.close(fig)
     return fig
+
+# %% ../nbs/00_mi.ipynb #05d7333b
+def contrastive_loss(scores:torch.Tensor, # (Na, Nb) critic scores, already divided by tau
+                     pos_mask:torch.Tensor, # (Na, Nb) bool, True at positive pairs
+                     critic:str='nce', # 'nce' (binary NCE) or 'infonce'
+                     negatives:str='cross', # 'cross' (the paper's semantics, default) or 'all' (the estimator's loss)
+                    )->torch.Tensor: # scalar loss to minimise
+    "MIM4DD's training loss: with 'cross', every positive pair is pulled together and every negative pushed apart."
+    if critic not in BOUNDS: raise ValueError(f'critic must be one of {tuple(BOUNDS)}, got {critic!r}')
+    return BOUNDS[critic][0](scores, pos_mask, negatives)
+
+def mi_lower_bound(scores:torch.Tensor, # (Na, Nb) critic scores, already divided by tau
+                   pos_mask:torch.Tensor, # (Na, Nb) bool, True at positive pairs
+                  )->torch.Tensor: # scalar estimate in nats, <= log C under the label coupling
+    "The monitored estimate: InfoNCE over every candidate ('all'), a lower bound on I for every critic."
+    return infonce_bound(scores, pos_mask, 'all')
+
+# %% ../nbs/00_mi.ipynb #d7ac1ca9
+def pair_gradient(loss_fn, # (scores, pos_mask) -> scalar, e.g. partial(contrastive_loss, negatives='all')
+                  cos:float, # cosine of the swept pair
+                  positive:bool=True, # sweep a positive pair (else a negative one)
+                  tau:float=0.1, n_classes:int=10, per_class:int=4, # temperature, C, real candidates per class
+                  others:float=0.5, # cosine of the row's other positive pairs; negatives sit at 0
+                 )->float: # dL/ds at the swept pair
+    "Gradient of a contrastive loss on one pair's score in a small class-balanced batch (the section 8 table)."
+    y_syn, y_real = torch.arange(n_classes), torch.arange(n_classes).repeat_interleave(per_class)
+    mask = positive_mask(y_syn, y_real)
+    cosines = torch.where(mask, others, 0.).double()
+    j = per_class - 1 if positive else per_class  # column in row 0: its last positive, or its first negative
+    cosines[0, j] = cos
+    s = (cosines / tau).requires_grad_()
+    loss_fn(s, mask).backward()
+    return s.grad[0, j].item()

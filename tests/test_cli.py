@@ -11,7 +11,7 @@ def _run(*args, **kw):
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-3000:]
     return r
 
-def _x(folder): return torch.load(Path(folder) / 'distilled.pt', weights_only=False)['x']
+def _x(folder): return torch.load(Path(folder) / 'distilled.pt', weights_only=True)['x']
 
 def test_distill_and_eval_scripts(tmp_path):
     out = tmp_path / 'mtt'
@@ -36,6 +36,13 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     _run('mim4dd_distill', '--out', b, '--iterations', '6', *DM)
     assert torch.equal(_x(a), _x(b))
     assert (a / 'log.jsonl').read_text() == (b / 'log.jsonl').read_text()
+
+def test_experts_script_exits_0_on_success(tmp_path):
+    "`mim4dd_experts ... && echo ok` prints ok: the installed script, not `python -m`"
+    r = subprocess.run(f"'{BIN}/mim4dd_experts' --out '{tmp_path}/s' --n_experts 1 --n_epochs 1 --width 8 --no-progress && echo ok",
+                       shell=True, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert r.returncode == 0 and r.stdout.splitlines()[-1] == 'ok' and r.stderr == '', r.stdout + r.stderr
+    assert json.loads(r.stdout.splitlines()[0])['written'] == [0]
 
 def test_demo_quick(tmp_path):
     r = _run('mim4dd_demo', '--out', tmp_path / 'demo', '--quick')
