@@ -11,10 +11,6 @@ protocol string). Records (JSON Lines, bench/results/evidence.jsonl): one per (d
 acc_mean/acc_std over seeds, plus one per (dataset, ipc, base) with the paired difference base+MIM minus base and
 a paired t-test and sign count over seeds.
 
-`--reuse-base` takes a base method's per-seed accuracies from the newest record of the same setting (dataset, IPC,
-experts, iterations, budget, seeds, evaluation protocol) instead of distilling and evaluating it again; the paired
-record names the record it reused. It is only valid while the base path is unchanged: rerun the base (drop the flag)
-on any change to the base method, the experts or the evaluation.
 """
 import argparse, json, os, sys, time
 from dataclasses import asdict
@@ -23,7 +19,7 @@ import numpy as np, torch
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import RESULTS, device_name, write_record
+from bench.common import device_name, write_record
 from mim4dd.coreset import herding_coreset
 from mim4dd.data import load_dataset
 from mim4dd.distill import DistillConfig, Distiller, calibrate_lam, make_generators
@@ -59,17 +55,6 @@ def eval_kw(name:str, ipc:int, eval_runs=None) -> dict:
     epochs = b['eval_epochs'][ipc] if isinstance(b['eval_epochs'], dict) else b['eval_epochs']
     return dict(n_runs=eval_runs or b.get('eval_runs', 2), n_epochs=epochs, n_evals=b.get('n_evals', 5))
 
-def newest_record(out:str, common:dict, method:str, seeds:list, kw:dict, iterations=None):
-    "The newest record in bench/results/<out>.jsonl of `method` in the same setting, or None"
-    path = RESULTS / f'{out}.jsonl'
-    if not path.is_file(): return None
-    want = dict(common, method=method, seeds=list(seeds), iterations=iterations or kw['iterations'])
-    keys = [k for k in want if k not in ('note', 'device')]
-    rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
-    rows = [r for r in rows if all(r.get(k) == want[k] for k in keys)]
-    rows = [r for r in rows if f"epochs={kw['eval_epochs']}" in r.get('protocol', '') or 'epochs=' not in r.get('protocol', '')]
-    return rows[-1] if rows else None
-
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--datasets', nargs='+', default=['digits'])
@@ -87,7 +72,6 @@ def main(argv=None):
     ap.add_argument('--iterations', type=int, help="override the budget's distillation iterations (every distilled method)")
     ap.add_argument('--data_root', help='folder holding the dataset files (default: ../shared/data for MNIST)')
     ap.add_argument('--ensemble', action='store_true', help='evaluate the runs side by side (default: one at a time, as the older records)')
-    ap.add_argument('--reuse-base', action='store_true', help="take the base methods' rows from the newest matching record")
     a = ap.parse_args(argv)
     if a.threads: torch.set_num_threads(a.threads)
     for name in a.datasets:
@@ -96,23 +80,18 @@ def main(argv=None):
         work = Path(a.work) / name
         store = ExpertStore(work / 'experts')
         t0 = time.time()
-        train_experts(train, test, store, n_experts=b['n_experts'], n_epochs=b['expert_epochs'], seed=0, progress=True, device=a.device)
-        expert_secs = time.time() - t0
-        embedder = build_net(store.manifest(0)['model']); load_flat_params_(embedder, store.load(0)[-1])
+        embedder, expert_secs = None, 0.
+        if any(m.startswith('mtt') or m == 'herding' for m in a.methods):  # DM and random need no experts
+            train_experts(train, test, store, n_experts=b['n_experts'], n_epochs=b['expert_epochs'], seed=0, progress=True, device=a.device)
+            expert_secs = time.time() - t0
+            embedder = build_net(store.manifest(0)['model']); load_flat_params_(embedder, store.load(0)[-1])
         for ipc in a.ipcs:
             ev = eval_kw(name, ipc, a.eval_runs)
             common = dict(dataset=name, ipc=ipc, device=device_name(a.device), note=a.note,
                           experts=f"{b['n_experts']} x {b['expert_epochs']} epochs", eval_runs=ev['n_runs'], n_evals=ev['n_evals'])
             accs, lams = {}, {}
-            reused = {}
             for method in a.methods:
                 per_seed, secs, protocol, extra = [], 0., None, {}
-                if a.reuse_base and method in ('mtt', 'dm'):
-                    old = newest_record(a.out, common, method, a.seeds, dict(distill_kw(name, ipc, method), eval_epochs=ev['n_epochs']), a.iterations)
-                    if old is not None:
-                        accs[method], reused[method] = old['per_seed'], f"{old['time']} ({old['commit']})"
-                        print(f"{name} ipc={ipc} {method}: reusing {reused[method]}: {old['per_seed']}", flush=True)
-                        continue
                 for seed in a.seeds:
                     t0 = time.time()
                     base = method.split('+')[0]
@@ -148,6 +127,6 @@ def main(argv=None):
                                  diff_mean=float(d.mean()), diff_std=float(d.std(ddof=1)) if len(d) > 1 else 0.,
                                  n_pos=int((d > 0).sum()), n_seeds=len(d), t=float(t.statistic) if t else None,
                                  p_value=float(t.pvalue) if t else None, lam=lams.get(base), seconds=0.,
-                                 per_seed=d.tolist(), **({'reused_base': reused[base]} if base in reused else {}))
+                                 per_seed=d.tolist())
 
 if __name__ == '__main__': main()

@@ -1,4 +1,4 @@
-"""Sensitivity of MIM4DD to lambda, gamma, tau and the layer set (METHOD.md §3), one factor at a time.
+"""Sensitivity of MIM4DD to lambda, gamma, tau, the layer set, the loss's negatives and the heads (METHOD.md §3), one factor at a time.
 
     python bench/sensitivity.py --threads 1                     # digits, IPC 1, MTT base: about 40 min on one core
     python bench/sensitivity.py --base dm --ipc 1 --threads 1   # the same sweep on top of DM
@@ -7,10 +7,12 @@ Every point uses the experts, iteration budget, seeds and evaluation of bench/ev
 (ratio 0.2, gamma 1, tau 0.1, all layers) repeats the evidence run and ratio 0 is the base method. lambda is set
 by `calibrate_lam` for each point, so that lambda * L_MIM is `ratio` times the base loss at the start: changing
 gamma, tau or the layers changes the size of L_MIM, and recalibrating keeps the term's share of the loss fixed while
-its shape changes. One record per point in bench/results/sensitivity.jsonl: accuracy over seeds, and the paired
+its shape changes. `negatives='all'` trains with the estimator's loss (positives among the noise pairs: it repels
+same-class pairs past cosine tau*log N); `heads='random'` keeps the heads at their random projections; `warmup=K`
+trains the heads for the first K iterations before the term moves any pixel. One record per point in bench/results/sensitivity.jsonl: accuracy over seeds, and the paired
 difference to the base method (same seeds) with a paired t-test.
 """
-import argparse, sys, time
+import argparse, os, sys, time
 from pathlib import Path
 import numpy as np, torch
 from scipy import stats
@@ -23,8 +25,9 @@ from mim4dd.distill import DistillConfig, Distiller, calibrate_lam
 from mim4dd.evaluate import evaluate_set
 from mim4dd.experts import ExpertStore, train_experts, build_net, model_config
 
-DEFAULT = dict(ratio=0.2, gamma=1.0, tau=0.1, layers=None)
-SWEEP = dict(ratio=[0.0, 0.05, 0.2, 1.0], gamma=[4.0], tau=[0.05, 0.5], layers=['first', 'last'])
+DEFAULT = dict(ratio=0.2, gamma=1.0, tau=0.1, layers=None, negatives='cross', heads='trained', warmup=0)
+SWEEP = dict(ratio=[0.0, 0.05, 0.2, 1.0], gamma=[4.0], tau=[0.05, 0.5], layers=['first', 'last'], negatives=['all'],
+             heads=['random'], warmup=[20])
 
 def points(n_layers:int) -> list:
     "One-at-a-time points around DEFAULT (the default itself once); 'first'/'last' name a single block"
@@ -39,7 +42,8 @@ def tag(base, ipc, p, seed):
     if p['ratio'] == 0: return f'{base}_ipc{ipc}_seed{seed}'  # the base method: the evidence run's folder
     if p == DEFAULT: return f'{base}+mim_ipc{ipc}_seed{seed}'  # the evidence run's folder name
     layers = 'all' if p['layers'] is None else '-'.join(map(str, p['layers']))
-    return f"{base}+mim_ipc{ipc}_r{p['ratio']:g}_g{p['gamma']:g}_t{p['tau']:g}_L{layers}_seed{seed}"
+    extra = ''.join(f'_{k}{p[k]}' for k in ('negatives', 'heads', 'warmup') if p[k] != DEFAULT[k])
+    return f"{base}+mim_ipc{ipc}_r{p['ratio']:g}_g{p['gamma']:g}_t{p['tau']:g}_L{layers}{extra}_seed{seed}"
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
@@ -68,7 +72,8 @@ def main(argv=None):
     base_acc = None
     for p in pts:
         t0, lam, accs = time.time(), 0.0, []
-        cfg_kw = dict(kw0, gamma=p['gamma'], tau=p['tau'], layers=p['layers'])
+        cfg_kw = dict(kw0, gamma=p['gamma'], tau=p['tau'], layers=p['layers'], negatives=p['negatives'], heads=p['heads'],
+                      head_warmup=p['warmup'])
         if p['ratio'] > 0: lam = calibrate_lam(DistillConfig(**cfg_kw, seed=0), train, store, ratio=p['ratio'])
         for seed in a.seeds:
             cfg = DistillConfig(**cfg_kw, seed=seed, lam=lam)
@@ -84,6 +89,7 @@ def main(argv=None):
                      device=device_name('cpu'), seconds=time.time() - t0, note=a.note, base=a.base, critic=a.critic,
                      ratio=p['ratio'], lam=lam, gamma=p['gamma'], tau=p['tau'],
                      layers=None if p['layers'] is None else list(p['layers']), n_layers=n_layers,
+                     negatives=p['negatives'], heads=p['heads'], head_warmup=p['warmup'], load=os.getloadavg()[0],
                      diff_mean=None if d is None else float(d.mean()), p_value=None if t is None else float(t.pvalue),
                      n_pos=None if d is None else int((d > 0).sum()), eval_runs=ev['n_runs'], n_evals=ev['n_evals'],
                      experts=f"{b['n_experts']} x {b['expert_epochs']} epochs" if a.base == 'mtt' else None)

@@ -371,7 +371,7 @@ def _parser(func, prog:str):
     p.add_argument('--debug', action='store_true', help='on an error, show the traceback (also: MIM4DD_DEBUG=1)')
     for a in p._actions:  # fastcore words a negated flag like the option it negates
         if a.option_strings and a.option_strings[0].startswith('--no-') and a.help:
-            a.help = 'turn off: ' + a.help.split(' (default')[0]
+            a.help = 'do not ' + a.help.split(' (default')[0]
     def error(msg): print(f'{prog}: error: {msg} (see {prog} --help)', file=sys.stderr); sys.exit(2)
     p.error = error  # one line instead of the whole usage block
     return p
