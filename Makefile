@@ -11,7 +11,7 @@ FLAGS ?=
 
 .PHONY: demo test export clean readme nbs bench help
 help:
-	@echo "make demo | make test | make export | make clean | make readme | make nbs | make bench"
+	@echo "make demo | make test | make export | make readme | make nbs [NB=...] | make bench [ONLY=...] | make clean [RUNS=1]"
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -41,10 +41,24 @@ export: $(VENV)/.installed-dev
 readme: $(VENV)/.installed-dev
 	$(PY) tools/make_readme.py
 
-# re-execute notebooks from a fresh kernel so their outputs (the documentation) match the code
+# Re-execute notebooks from a fresh kernel so their outputs (the documentation) match the code: every cell that runs
+# has its old outputs cleared first (flagged cells keep theirs unless FLAGS names the flag). NB="nbs/13_mtt.ipynb ..."
+# runs some; the default is every chapter (nbs/*.ipynb; the nbs/experiments/ notebooks only when named in NB).
 nbs: $(VENV)/.installed-dev
-	$(PY) tools/run_nbs.py $(NB)
-	$(VENV)/bin/nbdev_clean
+	$(PY) tools/run_nbs.py $(NB) --flags "$(FLAGS)"
+	$(if $(NB),for f in $(NB); do $(VENV)/bin/nbdev_clean --fname $$f; done,$(VENV)/bin/nbdev_clean)
 
+# The benchmark scripts one at a time with their CPU-sized defaults (hours in all): ONLY="mtt_speed eval_ensemble"
+# runs some. They append to bench/results/*.jsonl; `$(PY) bench/run_all.py --list` prints the commands.
+ONLY ?=
 bench: $(VENV)/.installed
-	$(PY) bench/run_all.py
+	$(PY) bench/run_all.py $(if $(ONLY),--only $(ONLY))
+
+# Safe by default: removes only what a build or a test run regenerates (build/, dist/, _proc/, _docs/, caches).
+# Never .venv (nor the egg-info beside it), data or bench/results; runs/ (experts and distilled sets, hours of CPU)
+# only with `make clean RUNS=1`.
+RUNS ?=
+clean:
+	rm -rf build dist _proc _docs .pytest_cache
+	find . -path ./$(VENV) -prune -o \( -name __pycache__ -o -name .ipynb_checkpoints \) -type d -print0 | xargs -0 rm -rf
+	$(if $(RUNS),rm -rf runs)

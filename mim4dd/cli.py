@@ -11,13 +11,14 @@ import json, time
 from dataclasses import asdict, fields, replace
 from pathlib import Path
 import torch
-from .data import load_dataset
+from .data import load_dataset, DATASETS
 from .nets import NETWORKS
-from .experts import (ExpertStore, train_experts, apply_zca, fit_zca, console_script, UsageError, check_number,
-                            check_dataset, check_out)
+from .experts import (ExpertStore, train_experts, experts_for, apply_zca, fit_zca, console_script, UsageError,
+                            check_number, check_dataset, check_out, dataset_options)
 from .augment import ZCA
 from .evaluate import evaluate_set, PROTOCOLS
 from .coreset import random_coreset
+from .mtt import mtt_preset_source
 from .distill import DistillConfig, Distiller, DistilledSet, calibrate_lam, read_checkpoint, config_diff, BASES, CRITICS
 
 # %% ../nbs/30_cli.ipynb #f58a7ed8
@@ -32,10 +33,8 @@ def resolve_device(device:str='auto') -> torch.device:
 
 def evaluate_distilled(ds:DistilledSet, test, protocol:str='mtt', n_runs:int=5, n_epochs:int=None, seed:int=0,
                        arch:str='ConvNet', progress:bool=False, device=None):
-    "Evaluate a `DistilledSet` on the real `test` split (whitened with the set's ZCA when it has one)"
-    if ds.dataset['name'] != test.info.name: raise ValueError(f"the set was distilled from {ds.dataset['name']!r}, the test set is {test.info.name!r}")
-    if ds.zca is not None: test = apply_zca(test, ZCA.from_state_dict(ds.zca))
-    return evaluate_set(ds.x, ds.y, test, arch=arch, protocol=protocol, n_runs=n_runs, seed=seed, lr=ds.eval_lr,
+    "Evaluate a `DistilledSet` on the real `test` split, brought into the set's space (its normalisation, its ZCA)"
+    return evaluate_set(ds.x, ds.y, ds.prepare(test), arch=arch, protocol=protocol, n_runs=n_runs, seed=seed, lr=ds.eval_lr,
                         n_epochs=n_epochs, progress=progress, device=device)
 
 # %% ../nbs/30_cli.ipynb #b34051ca
@@ -43,9 +42,20 @@ def _check_choice(option, value, choices):
     if value not in choices: raise UsageError(f"--{option} {value!r} is not one of: {', '.join(choices)}")
     return value
 
+def _test_options(ds:DistilledSet, path=None) -> dict:
+    "load_dataset's options for the test split of `ds`: for an image folder, its folder (`path`, else the recorded one) at the set's size"
+    if 'path' not in DATASETS[ds.dataset['name']].options:
+        if path is not None: raise UsageError(f"--path is for sets distilled from an image folder; this one is from {ds.dataset['name']}")
+        return {}
+    src = ds.dataset.get('source', '').split(': ', 1)[-1]
+    if path is None and not src: raise UsageError('the set does not record its image folder: pass --path')
+    opts = dataset_options(ds.dataset['name'], path or src)
+    return dict(opts, size=tuple(ds.dataset['im_size']), channels=ds.dataset['channels'])
+
 @console_script
-def eval_cli(path:str,                 # a distilled.pt written by mim4dd_distill
+def eval_cli(distilled:str,            # a distilled.pt written by mim4dd_distill
              data_root:str=None,       # data folder (default: $MIM4DD_DATA or ~/.cache/mim4dd)
+             path:str=None,            # a set distilled from an image folder: the folder of its test images (default: the one it came from)
              download:bool=False,      # fetch missing dataset files (needs a network)
              protocol:str='mtt',       # 'mtt' or 'dc'
              n_runs:int=5,             # fresh networks
@@ -53,16 +63,17 @@ def eval_cli(path:str,                 # a distilled.pt written by mim4dd_distil
              arch:str='ConvNet',       # architecture to train
              seed:int=0,               # evaluation seed
              device:str='auto',        # 'auto' (a GPU when there is one), 'cpu', 'cuda', 'cuda:1', ...
-             progress:bool=True):      # show progress bars
+             progress:bool=True,       # show progress bars
+             quiet:bool=False):        # print nothing but the result line and errors
     "Evaluate a distilled set and print (and save next to it) the accuracy"
     _check_choice('protocol', protocol, list(PROTOCOLS)); _check_choice('arch', arch, list(NETWORKS))
     check_number('n_runs', n_runs, 1, integer=True); check_number('n_epochs', n_epochs, 1, integer=True, optional=True)
     check_number('seed', seed, 0, integer=True)
     dev = resolve_device(device)
-    ds = DistilledSet.load(path)
-    _, test = load_dataset(ds.dataset['name'], root=data_root, download=download)
-    res = evaluate_distilled(ds, test, protocol, n_runs, n_epochs, seed, arch, progress=progress, device=dev)
-    out = Path(path).with_name(f'eval_{arch}_{res.protocol}.json'.replace('(', '_').replace(')', '').replace('=', ''))
+    ds = DistilledSet.load(distilled)
+    _, test = load_dataset(ds.dataset['name'], root=data_root, download=download, **_test_options(ds, path))
+    res = evaluate_distilled(ds, test, protocol, n_runs, n_epochs, seed, arch, progress=progress and not quiet, device=dev)
+    out = Path(distilled).with_name(f'eval_{arch}_{res.protocol}.json'.replace('(', '_').replace(')', '').replace('=', ''))
     out.write_text(json.dumps(res.to_dict(), indent=1))
     print(res)
 
@@ -77,26 +88,30 @@ def check_run(cfg:DistillConfig, train, out, lam_ratio:float=None):
         if diff := config_diff(mine, theirs):
             raise ValueError(f"{out} holds a run with another config: {', '.join(diff)}; use another output folder")
 
-def distill_run(cfg:DistillConfig, out, data_root=None, experts=None, n_experts:int=10, expert_epochs_total:int=None,
+def distill_run(cfg:DistillConfig, out, data_root=None,
+                experts=None, # MTT: an expert store to use (None: OUT/experts, trained when missing)
+                n_experts:int=None, # MTT: at least this many experts (None: 10 in OUT/experts; those there are in `experts`)
+                expert_epochs_total:int=None, # MTT: length of newly trained experts (None: what the run reads)
                 eval_runs:int=3, eval_epochs:int=None, progress:bool=True, lam_ratio:float=None, device='cpu',
-                download:bool=False) -> dict:
-    "Check, train missing experts (MTT), distil (resuming from `out`), evaluate; write summary.json to `out`"
+                download:bool=False, data_opts:dict=None) -> dict: # data_opts: load_dataset's options (path=, size= of an image folder)
+    "Check, get experts (MTT: a matching store of any length serves), distil (resuming from `out`), evaluate; write summary.json"
     out = Path(out)
-    train, test = load_dataset(cfg.dataset, root=data_root, progress=progress, download=download)
+    train, test = load_dataset(cfg.dataset, root=data_root, progress=progress, download=download, **(data_opts or {}))
     check_run(cfg, train, out, lam_ratio)
     store = None
     if cfg.base == 'mtt':
-        store = ExpertStore(experts or out/'experts')
-        for i in store.ids(): store.manifest(i)  # a truncated or foreign expert file is named before anything is written
-        n_ep = expert_epochs_total or cfg.mtt_config().min_expert_epochs
-        zca = (store.load_zca() or store.save_zca(fit_zca(train))) if cfg.mtt_config().zca else None  # the one ZCA fit
-        train_experts(train, test, store, n_experts=n_experts, n_epochs=n_ep, zca=zca, progress=progress, device=device)
+        m = cfg.mtt_config(train.info)
+        if experts is None and n_experts is None: n_experts = 10  # the run's own store: complete it
+        store, _ = experts_for(train, test, experts or out/'experts', m.min_expert_epochs, n_experts, zca=m.zca,
+                               n_epochs=expert_epochs_total, progress=progress, device=device)
     if lam_ratio is not None: cfg = replace(cfg, lam=calibrate_lam(cfg, train, store, ratio=lam_ratio, device=device))
     t0 = time.time()
     ds = Distiller(cfg, train, store, device=device).run(out, progress=progress)
     seconds = time.time() - t0
     res = evaluate_distilled(ds, test, n_runs=eval_runs, n_epochs=eval_epochs, seed=cfg.seed, progress=progress, device=device)
-    summary = dict(config=asdict(cfg), device=str(device), distill_seconds=seconds, eval=res.to_dict())
+    summary = dict(config=asdict(cfg), device=str(device), distill_seconds=seconds, eval=res.to_dict(),
+                   mtt_preset=mtt_preset_source(cfg.dataset, cfg.ipc) if cfg.base == 'mtt' else None,
+                   experts=str(store.root) if store is not None else None)
     (out/'summary.json').write_text(json.dumps(summary, indent=1, default=str))
     return summary
 
@@ -104,6 +119,8 @@ def distill_run(cfg:DistillConfig, out, data_root=None, experts=None, n_experts:
 @console_script
 def distill_cli(out:str='runs/distill',    # output folder (resumes when it holds a checkpoint)
                 dataset:str='digits',      # a key of mim4dd.data.DATASETS
+                path:str=None,             # --dataset imagefolder: a folder (or .zip) with train/<class>/<image> and test/<class>/<image>
+                size:int=None,             # --dataset imagefolder: resize its images to size x size
                 data_root:str=None,        # data folder (default: $MIM4DD_DATA or ~/.cache/mim4dd)
                 download:bool=False,       # fetch missing dataset files (needs a network)
                 ipc:int=1,                 # images per class
@@ -119,20 +136,21 @@ def distill_cli(out:str='runs/distill',    # output folder (resumes when it hold
                 lr_img:float=None,         # MTT: learning rate of the pixels (None: preset)
                 lr_lr:float=None,          # MTT: learning rate of the student step size (None: preset)
                 lr_img_dm:float=1.,        # DM: learning rate of the pixels
-                experts:str=None,          # MTT: expert store (default: OUT/experts; trained when missing)
-                n_experts:int=10,          # MTT: experts to use/train
+                experts:str=None,          # MTT: an expert store to use when it matches; any length >= what the run reads (default: OUT/experts)
+                n_experts:int=None,        # MTT: at least this many experts, trained when missing (default: 10 in OUT/experts, those in --experts)
                 mode:str='full',           # MTT: 'full' or 'exact' (constant memory)
                 eval_runs:int=3,           # evaluation networks
                 eval_epochs:int=None,      # evaluation epochs (None: the MTT protocol's 1000)
                 checkpoint_every:int=25,   # iterations between checkpoints
                 seed:int=0,                # seed of every random draw
                 device:str='auto',         # 'auto' (a GPU when there is one), 'cpu', 'cuda', 'cuda:1', ...
-                progress:bool=True):       # show progress bars
+                progress:bool=True,        # show progress bars
+                quiet:bool=False):         # print nothing but the result line and errors
     "Distil a dataset with base + lam * MIM, then evaluate it; everything lands in `out`"
-    check_dataset(dataset); _check_choice('base', base, BASES); _check_choice('critic', critic, CRITICS)
+    opts = dataset_options(dataset, path, size); _check_choice('base', base, BASES); _check_choice('critic', critic, CRITICS)
     _check_choice('mode', mode, ['full', 'exact'])
-    for k, v in dict(ipc=ipc, iterations=iterations, n_experts=n_experts, eval_runs=eval_runs).items(): check_number(k, v, 1, integer=True)
-    for k, v in dict(syn_steps=syn_steps, max_start_epoch=max_start_epoch, eval_epochs=eval_epochs).items():
+    for k, v in dict(ipc=ipc, iterations=iterations, eval_runs=eval_runs).items(): check_number(k, v, 1, integer=True)
+    for k, v in dict(syn_steps=syn_steps, max_start_epoch=max_start_epoch, eval_epochs=eval_epochs, n_experts=n_experts).items():
         check_number(k, v, 1, integer=True, optional=True)
     check_number('checkpoint_every', checkpoint_every, 0, integer=True); check_number('seed', seed, 0, integer=True)
     check_number('lam', lam, 0, optional=True); check_number('lam_ratio', lam_ratio, 0, strict=True, optional=True)
@@ -147,10 +165,10 @@ def distill_cli(out:str='runs/distill',    # output folder (resumes when it hold
         cfg = DistillConfig(dataset=dataset, ipc=ipc, base=base, lam=lam or 0., gamma=gamma, tau=tau, critic=critic,
                             iterations=iterations, syn_steps=syn_steps, max_start_epoch=max_start_epoch, lr_img=lr_img,
                             lr_lr=lr_lr, lr_img_dm=lr_img_dm, mode=mode, checkpoint_every=checkpoint_every, seed=seed)
-        if base == 'mtt': cfg.mtt_config()  # (dataset, ipc) needs a preset
+        if base == 'mtt': cfg.mtt_config()  # the preset's fields with the overrides must make a valid MTTConfig
     except ValueError as e: raise UsageError(str(e)) from e
     s = distill_run(cfg, out, data_root, experts, n_experts, eval_runs=eval_runs, eval_epochs=eval_epochs, lam_ratio=lam_ratio,
-                    device=dev, download=download, progress=progress)
+                    device=dev, download=download, progress=progress and not quiet, data_opts=opts)
     e = s['eval']
     print(f"{base}{' + MIM' if s['config']['lam'] else ''} {dataset} ipc={ipc}: {e['acc_final_mean']:.1f} ± {e['acc_final_std']:.1f} % ({e['protocol']})")
 
@@ -161,19 +179,26 @@ DEMO_QUICK = dict(DEMO, n_experts=2, expert_epochs=5, iterations=4, syn_steps=3,
 
 # %% ../nbs/30_cli.ipynb #3a8cc4d5
 def _demo_figure(sets:dict, results:dict, info):
-    "Images of each set (rows) beside the test accuracy of each (bars with std)"
+    "Images of each set (rows) beside the test accuracy of each: bars with std and their numbers, in plain words"
     import matplotlib.pyplot as plt
     from mim4dd.distill import image_grid
-    fig = plt.figure(figsize=(10, 3.2))
+    fig = plt.figure(figsize=(11, 3.6))
     grid = fig.add_gridspec(len(sets), 2, width_ratios=[1.6, 1])
     for r, (name, x) in enumerate(sets.items()):
         ax = fig.add_subplot(grid[r, 0]); ax.imshow(image_grid(x, asdict(info)), cmap='gray', interpolation='nearest')
-        ax.set_title(name, fontsize=8); ax.axis('off')
+        ax.set_title(name, fontsize=11); ax.axis('off')
     ax = fig.add_subplot(grid[:, 1])
     names = list(results)
-    ax.bar(names, [results[n]['acc_final_mean'] for n in names], yerr=[results[n]['acc_final_std'] for n in names],
-           color=['0.6', 'tab:blue', 'tab:orange'][:len(names)], capsize=4)
-    ax.set_ylabel('test accuracy (%)'); ax.set_title(results[names[0]]['protocol'], fontsize=8)
+    means, stds = [results[n]['acc_final_mean'] for n in names], [results[n]['acc_final_std'] for n in names]
+    bars = ax.bar(names, means, yerr=stds, color=['0.6', 'tab:blue', 'tab:orange'][:len(names)], capsize=4)
+    ax.bar_label(bars, labels=[f'{m:.1f} ± {s:.1f}' for m, s in zip(means, stds)], padding=3, fontsize=11)
+    ax.set_ylim(0, 105); ax.tick_params(labelsize=10)
+    ax.set_ylabel('test accuracy (%)', fontsize=11)
+    r0 = results[names[0]]
+    ax.set_title(f"Networks trained on {len(next(iter(sets.values())))} images, tested on real {info.name} "
+                 f"({r0.get('n_runs', '?')} networks each)", fontsize=10, wrap=True)
+    ipc = len(next(iter(sets.values()))) // info.n_classes
+    fig.suptitle(f"{info.name}: {ipc} image{'s' if ipc > 1 else ''} per class, distilled or picked at random", fontsize=12)
     fig.tight_layout()
     return fig
 

@@ -5,17 +5,17 @@
 # %% auto #0
 __all__ = ['BASES', 'CRITICS', 'BASE_METHODS', 'PIXEL_LIMIT', 'DistillConfig', 'make_generators', 'MIMTerm', 'MTTBase', 'DMBase',
            'DistilledSet', 'Distiller', 'config_diff', 'read_checkpoint', 'RunInterrupted', 'calibrate_lam',
-           'image_grid', 'show_sets', 'plot_history', 'plot_embedding']
+           'image_grid', 'show_sets', 'plot_history', 'plot_embedding', 'load_distilled']
 
 # %% ../nbs/20_distill.ipynb #551d4461
-import json, math, os, time
+import json, math, os, signal, threading, time
 from dataclasses import dataclass, asdict, fields, replace
 from pathlib import Path
 from typing import Optional
 import torch
 from tqdm.auto import tqdm
 from fastcore.basics import patch
-from .data import ImageSet
+from .data import ImageSet, load_pt
 from .nets import get_network, functional_features
 from .augment import DSA, dsa_strategy_for
 from .evaluate import fresh_net
@@ -58,6 +58,7 @@ class DistillConfig:
     syn_steps:Optional[int]=None; expert_epochs:Optional[int]=None; max_start_epoch:Optional[int]=None
     lr_img:Optional[float]=None; lr_lr:Optional[float]=None; syn_lr_init:Optional[float]=None
     batch_syn:Optional[int]=None
+    syn_lr_param:Optional[str]=None # MTT step size: 'log' (alpha0*exp(u/alpha0), ours) or 'raw' (the reference's); None: preset
     mode:str='full'               # MTT unroll: 'full' or 'exact' (constant memory, same gradients)
     zca:Optional[bool]=None       # MTT: images in ZCA space (the experts' store must hold zca.pt); None: preset
     # DM
@@ -83,11 +84,11 @@ class DistillConfig:
 
 # %% ../nbs/20_distill.ipynb #a05e815a
 @patch
-def mtt_config(self:DistillConfig) -> MTTConfig:
+def mtt_config(self:DistillConfig, info=None) -> MTTConfig: # info: the data's DatasetInfo (picks the row of a dataset without one)
     "The MTT settings: the preset for (dataset, ipc) with this config's overrides"
-    keys = ('syn_steps', 'expert_epochs', 'max_start_epoch', 'lr_img', 'lr_lr', 'syn_lr_init', 'batch_syn')
+    keys = ('syn_steps', 'expert_epochs', 'max_start_epoch', 'lr_img', 'lr_lr', 'syn_lr_init', 'batch_syn', 'syn_lr_param')
     over = {k: getattr(self, k) for k in keys + ('zca',) if getattr(self, k) is not None}
-    return mtt_preset(self.dataset, self.ipc, **over, dsa=self.dsa, batch_real=self.batch_real)
+    return mtt_preset(self.dataset, self.ipc, info, **over, dsa=self.dsa, batch_real=self.batch_real)
 
 @patch
 def uses_mim(self:DistillConfig) -> bool: return self.lam > 0 or self.track_mi
@@ -144,12 +145,12 @@ class MTTBase:
     "Trajectory matching (chapter 13) as a base loss"
     def __init__(self, cfg:DistillConfig, train:ImageSet, generator:torch.Generator, experts=None, zca=None):
         if experts is None: raise ValueError("base 'mtt' needs experts: an ExpertStore or a list of trajectories (see 12_experts)")
-        self.mcfg = cfg.mtt_config()
+        self.mcfg = cfg.mtt_config(train.info)
         info = train.info
         self.net = get_network(cfg.arch, info.channels, info.n_classes, tuple(info.im_size)).to(train.x.device)
         if isinstance(experts, ExpertStore): experts.check_compatible(train, model_config(train, cfg.arch), zca_identity(zca))
         self.dsa = dsa = DSA(dsa_strategy_for(info.name)) if cfg.dsa else None
-        self.step_size = StepSize(self.mcfg.syn_lr_init, device=train.x.device)
+        self.step_size = StepSize.from_config(self.mcfg, device=train.x.device)
         self.matcher = TrajectoryMatcher(self.net, experts, self.mcfg, dsa=dsa, generator=generator, mode=cfg.mode)
         self.lr_img, self.lr_params = self.mcfg.lr_img, self.mcfg.lr_lr
 
@@ -234,7 +235,6 @@ class DistilledSet:
     @classmethod
     def load(cls, path):
         "The set `save` wrote to `path` (tensors and plain data only: loading runs no code); any other file is refused"
-        from mim4dd.data import load_pt  # (kept here: the import cell above is shared)
         d = load_pt(path, 'distilled set')
         if not (isinstance(d, dict) and {'x', 'y', 'dataset', 'config'} <= set(d) <= {f.name for f in fields(cls)}):
             raise ValueError(f'{path} is not a distilled set (distilled.pt): {_looks_like(d)}')
@@ -256,7 +256,7 @@ class Distiller:
         self.cfg, self.zca = cfg, None
         self.device = torch.device(device) if device is not None else train.x.device
         if train.info.name != cfg.dataset: raise ValueError(f'cfg.dataset is {cfg.dataset!r} but the data is {train.info.name!r}')
-        if cfg.base == 'mtt' and cfg.mtt_config().zca:
+        if cfg.base == 'mtt' and cfg.mtt_config(train.info).zca:
             self.zca = experts.load_zca() if isinstance(experts, ExpertStore) else None
             if self.zca is None: raise ValueError('this MTT setting uses ZCA (zca=True) but the experts have no zca.pt: '
                                                   'train experts with zca, or pass zca=False')
@@ -326,7 +326,6 @@ def config_diff(cfg:DistillConfig, theirs:dict) -> list:
 
 def read_checkpoint(path) -> dict:
     "The checkpoint `Distiller.save` wrote to `path`, loaded safely; anything else is refused, naming the file"
-    from mim4dd.data import load_pt  # (kept here: the import cell above is shared)
     try: d = load_pt(path, 'checkpoint')
     except ValueError as e: raise ValueError(f'{e}; delete it to start afresh, or use another output folder') from e
     if not (isinstance(d, dict) and _CHECKPOINT_KEYS <= set(d)):
@@ -369,7 +368,6 @@ class RunInterrupted(KeyboardInterrupt):
 class _DeferSigint:
     "In the main thread: a first Ctrl-C only sets `hit` (the loop stops at the end of the iteration), a second one interrupts"
     def __enter__(self):
-        import signal, threading  # (kept here: the import cell above is shared)
         self.hit, self.old = False, None
         if threading.current_thread() is threading.main_thread():
             self.old = signal.getsignal(signal.SIGINT) or signal.default_int_handler
@@ -379,7 +377,6 @@ class _DeferSigint:
         if self.hit: raise KeyboardInterrupt
         self.hit = True
     def __exit__(self, *exc):
-        import signal
         if self.old is not None: signal.signal(signal.SIGINT, self.old)
 
 @patch
@@ -419,7 +416,7 @@ def calibrate_lam(cfg:DistillConfig, train:ImageSet, experts=None,
                   device=None) -> float: # as Distiller's
     "The lambda for which lambda * L_MIM is `ratio` times L_base at the start (medians over `n` iterations)"
     if not ratio > 0: raise ValueError(f'ratio must be > 0, got {ratio}')
-    d = Distiller(replace(cfg, lam=1.0), train, experts, device=device)
+    d = Distiller(replace(cfg, lam=1.0, head_warmup=0), train, experts, device=device)  # the term's size, warm-up or not
     base, mim = [], []
     for _ in range(n):
         d.x_syn.grad = None
@@ -489,3 +486,58 @@ def plot_embedding(net, x_real, y_real, sets:dict, layer:int=-1):
     ax.set_title(f'block {layer % len(net.features(x_real[:1]))+1} activations (PCA)'); ax.legend(fontsize=6, ncol=2)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/20_distill.ipynb #df1a0894
+def load_distilled(path) -> DistilledSet:
+    "The distilled set in `path` (a distilled.pt): images `x`, labels `y`, learned lr `syn_lr`, and its transform"
+    return DistilledSet.load(path)
+
+@patch
+def transform(self:DistilledSet, pixels:torch.Tensor) -> torch.Tensor:
+    "[0, 1] pixels (N, C, H, W) into the space of `x`: the set's mean/std normalisation, or its ZCA when it has one"
+    from mim4dd.augment import ZCA
+    if self.zca is not None: return ZCA.from_state_dict(self.zca).transform(pixels)
+    mean, std = (torch.tensor(self.dataset[k], dtype=pixels.dtype).view(-1, 1, 1) for k in ('mean', 'std'))
+    return (pixels - mean) / std
+
+@patch
+def prepare(self:DistilledSet, test:ImageSet) -> ImageSet:
+    "The real split `test` (as load_dataset gives it) in the set's space, ready for a network trained on `x`"
+    if self.dataset['name'] != test.info.name: raise ValueError(f"the set was distilled from {self.dataset['name']!r}, not {test.info.name!r}")
+    if list(test.x.shape[1:]) != [self.dataset['channels'], *self.dataset['im_size']]:
+        raise ValueError(f"test images are {tuple(test.x.shape[1:])}, the set's {(self.dataset['channels'], *self.dataset['im_size'])}")
+    return ImageSet(self.transform(test.info.denormalise(test.x)), test.y, test.info)
+
+# %% ../nbs/20_distill.ipynb #bc0805ba
+@patch
+def pixels(self:DistilledSet) -> torch.Tensor:
+    "The images as [0, 1] pixels (N, C, H, W): ZCA inverted or normalisation undone, then clamped"
+    from mim4dd.augment import ZCA
+    if self.zca is not None: p = ZCA.from_state_dict(self.zca).inverse(self.x)
+    else: p = self.x * torch.tensor(self.dataset['std']).view(-1, 1, 1) + torch.tensor(self.dataset['mean']).view(-1, 1, 1)
+    return p.clamp(0, 1)
+
+@patch
+def save_image_folder(self:DistilledSet, folder) -> Path:
+    "Write the images as 8-bit PNGs in `folder/<NN>_<class>/<i>.png`"
+    from PIL import Image
+    folder, classes = Path(folder), self.dataset['classes']
+    w = len(str(len(classes) - 1))
+    a = (self.pixels() * 255).round().to(torch.uint8).permute(0, 2, 3, 1).numpy()  # (N, H, W, C)
+    for i, (im, l) in enumerate(zip(a, self.y.tolist())):
+        d = folder/f"{l:0{w}d}_{str(classes[l]).replace('/', '-')}"
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(im[..., 0] if im.shape[-1] == 1 else im).save(d/f'{i:05d}.png')
+    return folder
+
+@patch
+def to_dd_ranking(self:DistilledSet, folder=None) -> dict:
+    "dict(images, labels, lr) as DD-Ranking's compute_metrics takes them (mean/std space, no ZCA); saved as .pt in `folder`"
+    mean, std = (torch.tensor(self.dataset[k]).view(-1, 1, 1) for k in ('mean', 'std'))
+    out = dict(images=((self.pixels() - mean) / std).float(), labels=self.y.long().clone(),
+               lr=None if self.syn_lr is None else torch.tensor(float(self.syn_lr)))
+    if folder is not None:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        for k, v in out.items():
+            if v is not None: torch.save(v, Path(folder)/f'{k}.pt')
+    return out

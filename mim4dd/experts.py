@@ -5,10 +5,11 @@
 # %% auto #0
 __all__ = ['dataset_identity', 'zca_identity', 'fit_zca', 'apply_zca', 'model_config', 'build_net', 'expert_seed', 'atomic_save',
            'Trajectory', 'ExpertStore', 'signature', 'train_epoch', 'accuracy', 'dist_rank_world', 'train_experts',
-           'UsageError', 'check_number', 'check_dataset', 'check_out', 'run_script', 'console_script', 'experts_cli']
+           'experts_for', 'UsageError', 'check_number', 'check_dataset', 'check_out', 'dataset_options', 'LineProgress',
+           'run_script', 'console_script', 'experts_cli']
 
 # %% ../nbs/12_experts.ipynb #a3183f11
-import hashlib, inspect, json, math, numbers, os, re, sys, time
+import hashlib, inspect, io, json, math, numbers, os, re, sys, time
 from functools import partial, wraps
 from collections.abc import Sequence
 from pathlib import Path
@@ -169,8 +170,8 @@ def check_compatible(self:ExpertStore, dataset, # ImageSet, DatasetInfo or datas
                                                f"the distillation uses {'ZCA ' + zca_id if zca_id else 'no ZCA'}")
         if problems: break
     if problems:
-        raise ValueError(f'experts in {self.root} do not match the distillation (expert {i}):\n  ' + '\n  '.join(problems) +
-                         '\nTrain experts for this setting into another folder.')
+        raise ValueError(f'experts in {self.root} do not match the distillation (expert {i}): ' + '; '.join(problems) +
+                         '. Train experts for this setting into another folder.')
     return True
 
 # %% ../nbs/12_experts.ipynb #84fe2726
@@ -327,6 +328,50 @@ def load_zca(self:ExpertStore) -> Optional[ZCA]:
     try: return ZCA.from_state_dict(d)
     except Exception as e: raise ValueError(f'{p} is not a ZCA written by save_zca ({e})') from e
 
+# %% ../nbs/12_experts.ipynb #fb5c2d39
+@patch
+def n_epochs(self:ExpertStore) -> Optional[int]:
+    "Epochs every expert of the store holds (the fewest, should they differ); None when it is empty"
+    return min((self.manifest(i)['n_epochs'] for i in self.ids()), default=None)
+
+@patch
+def serves(self:ExpertStore, dataset, model:dict, zca_id:Optional[str], # as check_compatible takes them
+           min_epochs:int) -> bool: # epochs the run reads: max_start_epoch - 1 + expert_epochs
+    "True when the experts match (`check_compatible`) and hold at least `min_epochs` epochs; else ValueError saying why"
+    self.check_compatible(dataset, model, zca_id)
+    if (n := self.n_epochs()) is not None and n < min_epochs:
+        raise ValueError(f'the experts in {self.root} hold {n} epochs but the run reads epoch {min_epochs} '
+                         f'(max_start_epoch - 1 + expert_epochs): lower max_start_epoch, or train longer experts into another folder')
+    return True
+
+# %% ../nbs/12_experts.ipynb #a4b6dd3a
+def experts_for(train:ImageSet, test:ImageSet, # normalised real data (not yet ZCA-whitened)
+                store, # an ExpertStore or a folder
+                min_epochs:int, # epochs the run reads: max_start_epoch - 1 + expert_epochs
+                n_experts:Optional[int]=None, # at least this many experts (None: those there are; 10 for an empty store)
+                zca:bool=False, # the run works in ZCA space: the store's zca.pt (fitted and kept when the store is new)
+                n_epochs:Optional[int]=None, # length of the experts of a new store (None: min_epochs)
+                arch:str='ConvNet', net_kw:Optional[dict]=None, # the run's model
+                progress:bool=False, device='cpu',
+                **train_kw) -> tuple: # more train_experts settings (lr, batch_size, seed, ...) for a new store
+    "(store, zca) for a run that reads `min_epochs` epochs: a matching store of at least that length serves as it is"
+    store = store if isinstance(store, ExpertStore) else ExpertStore(store)
+    if not store.ids():  # a new store: the run's own experts
+        if n_epochs is not None and n_epochs < min_epochs: raise ValueError(f'n_epochs={n_epochs} but the run reads epoch {min_epochs}')
+        z = (store.load_zca() or store.save_zca(fit_zca(train))) if zca else None
+        train_experts(train, test, store, 10 if n_experts is None else n_experts, n_epochs or min_epochs, arch, net_kw,
+                      zca=z, progress=progress, device=device, **train_kw)
+        return store, z
+    z = store.load_zca() if zca else None
+    if zca and z is None: raise ValueError(f'the run uses ZCA but the experts in {store.root} were trained without it (no zca.pt)')
+    store.serves(train, model_config(train, arch, **(net_kw or {})), zca_identity(z), min_epochs)
+    if n_experts is not None and n_experts > len(store):
+        tr = store.manifest(store.ids()[0])['training']
+        train_experts(train, test, store, n_experts, tr['n_epochs'], arch, net_kw, lr=tr['lr'], momentum=tr['momentum'],
+                      weight_decay=tr['weight_decay'], batch_size=tr['batch_size'], dsa_strategy=tr['dsa_strategy'],
+                      zca=z, seed=tr['seed'], progress=progress, device=device)
+    return store, z
+
 # %% ../nbs/12_experts.ipynb #073a031d
 class UsageError(ValueError):
     "A command line that cannot work whatever the files hold (a bad option value): console scripts exit 2"
@@ -359,6 +404,56 @@ def check_out(path, option:str='out') -> Path:
         return p
     return p
 
+# %% ../nbs/12_experts.ipynb #1c536d88
+def dataset_options(dataset:str, path:Optional[str]=None, # --path: the image folder (or .zip) of --dataset imagefolder
+                    size:Optional[int]=None) -> dict: # --size: resize its images to size x size
+    "load_dataset's options for --dataset, --path and --size; a UsageError when they do not go together"
+    check_dataset(dataset)
+    if 'path' not in DATASETS[dataset].options:
+        if path is not None or size is not None:
+            raise UsageError(f'--path and --size are for --dataset imagefolder; {dataset} is read from --data_root')
+        return {}
+    if path is None:
+        raise UsageError(f'--dataset {dataset} needs --path: a folder (or .zip) holding train/<class>/<image> and test/<class>/<image>')
+    check_number('size', size, 1, integer=True, optional=True)
+    p = Path(path).expanduser().resolve()
+    if not p.exists(): raise FileNotFoundError(f'--path {path} does not exist')
+    return dict(path=str(p), size=size)
+
+# %% ../nbs/12_experts.ipynb #122ee4d7
+_BAR = re.compile(r'^(?P<desc>.*?)\s*(?P<pct>\d{1,3})%\|')
+_ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')  # the cursor moves of nested bars
+
+class LineProgress(io.TextIOBase):
+    "A stream for logs: tqdm's redraws become one line per `step` percent of each bar; other text passes through"
+    def __init__(self, stream, step:int=10, every_s:float=30.):
+        self.stream, self.step, self.every_s, self.buf, self.last, self.redraw, self.t = stream, step, every_s, '', {}, False, 0.
+    def isatty(self): return False
+    def writable(self): return True
+    def write(self, s:str) -> int:
+        self.buf += s
+        while (m := re.search(r'[\r\n]', self.buf)):
+            seg, sep, self.buf = self.buf[:m.start()], self.buf[m.start()], self.buf[m.end():]
+            self._line(seg, redraw=self.redraw or sep == '\r')
+            self.redraw = sep == '\r'
+        return len(s)
+    def _line(self, seg, redraw):
+        seg = _ANSI.sub('', seg)
+        if not seg.strip(): return
+        if (b := _BAR.match(seg)) is not None:
+            pct, last = int(b['pct']), self.last.get(b['desc'], -self.step)
+            if not (pct >= last + self.step or pct < last or (pct == 100 and last != 100)): return
+            self.last[b['desc']] = 100 if pct == 100 else pct - pct % self.step
+        elif redraw:  # a bar without a total
+            if time.monotonic() - self.t < self.every_s: return
+            self.t = time.monotonic()
+        self.stream.write((seg.strip() if b is not None or redraw else seg) + '\n'); self.stream.flush()
+    def flush(self): self.stream.flush()  # tqdm flushes after every redraw: the last one stays buffered
+    def finish(self):
+        "Write what is left: a last line without a newline (a bar's last state was already written)"
+        if self.buf.strip() and not _BAR.match(self.buf): self.stream.write(self.buf)
+        self.buf = ''; self.stream.flush()
+
 # %% ../nbs/12_experts.ipynb #e5aba5d5
 def _one_line(e:BaseException) -> str:
     "The message of `e` on one line; the exception's type too when it is not one of the errors we raise for users"
@@ -384,6 +479,8 @@ def run_script(func, argv:Optional[list]=None, # the arguments (None: sys.argv[1
     except SystemExit as e: return e.code if isinstance(e.code, int) else 0  # --help, or a line printed by error()
     for k in ('pdb', 'xtra'): args.pop(k, None)
     debug = args.pop('debug') or os.environ.get('MIM4DD_DEBUG', '') not in ('', '0')
+    err = sys.stderr
+    if not err.isatty(): sys.stderr = LineProgress(err)  # a log file: one line per few percent of each progress bar
     try: func(**args)
     except KeyboardInterrupt as e:
         if debug: raise
@@ -394,6 +491,8 @@ def run_script(func, argv:Optional[list]=None, # the arguments (None: sys.argv[1
         if debug: raise
         print(f'{prog}: error: {_one_line(e)}', file=sys.stderr)
         return 2 if isinstance(e, UsageError) else 1
+    finally:
+        if sys.stderr is not err: sys.stderr.finish(); sys.stderr = err
     return 0
 
 def _script_frame(frame) -> bool:
@@ -414,6 +513,8 @@ def console_script(func):
 @console_script
 def experts_cli(out:str='experts/digits', # the store folder
                 dataset:str='digits', # a key of mim4dd.data.DATASETS
+                path:str=None, # --dataset imagefolder: a folder (or .zip) with train/<class>/<image> and test/<class>/<image>
+                size:int=None, # --dataset imagefolder: resize the images to size x size (needed when their sizes differ)
                 data_root:str=None, # data folder (default: $MIM4DD_DATA or ~/.cache/mim4dd)
                 download:bool=False, # fetch missing dataset files (needs a network)
                 n_experts:int=10, # experts 0 .. n_experts-1
@@ -428,9 +529,10 @@ def experts_cli(out:str='experts/digits', # the store folder
                 half:bool=False, # store float16 trajectories
                 seed:int=0, # run seed
                 device:str='auto', # 'auto': cuda:LOCAL_RANK when available, else cpu
-                progress:bool=True): # show progress bars (rank 0 only)
+                progress:bool=True, # show progress bars (rank 0 only)
+                quiet:bool=False): # print nothing but errors (no progress bars, no result line)
     "Train expert trajectories into `out`, resuming what is there; under torchrun, each rank trains its share"
-    check_dataset(dataset)
+    opts = dataset_options(dataset, path, size)
     for k, v in dict(n_experts=n_experts, n_epochs=n_epochs, batch_size=batch_size).items(): check_number(k, v, 1, integer=True)
     for k, v in dict(width=width, depth=depth).items(): check_number(k, v, 1, integer=True, optional=True)
     check_number('lr', lr, 0, strict=True); check_number('seed', seed, 0, integer=True)
@@ -440,7 +542,7 @@ def experts_cli(out:str='experts/digits', # the store folder
     world, local = int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
     if device == 'auto': device = f'cuda:{local}' if torch.cuda.is_available() else 'cpu'
     if device.startswith('cuda') and not torch.cuda.is_available(): raise UsageError(f'--device {device}: this torch sees no GPU; use --device cpu')
-    train, test = load_dataset(dataset, data_root, download=download)
+    train, test = load_dataset(dataset, data_root, download=download, **opts)
     if device.startswith('cuda'): torch.cuda.set_device(torch.device(device))
     init = world > 1 and not dist.is_initialized()
     if init: dist.init_process_group('nccl' if device.startswith('cuda') else 'gloo')
@@ -454,8 +556,8 @@ def experts_cli(out:str='experts/digits', # the store folder
         net_kw = {k: v for k, v in dict(width=width, depth=depth).items() if v is not None}
         written = train_experts(train, test, store, n_experts, n_epochs, arch, net_kw, lr=lr, batch_size=batch_size,
                                 dsa_strategy=None if no_dsa else 'auto', zca=z, seed=seed, half=half, rank=rank,
-                                world_size=world, device=device, progress=progress and rank == 0)
-        print(json.dumps(dict(rank=rank, world_size=world, written=written, store=str(store.root))), flush=True)
+                                world_size=world, device=device, progress=progress and not quiet and rank == 0)
+        if not quiet: print(json.dumps(dict(rank=rank, world_size=world, written=written, store=str(store.root))), flush=True)
         if world > 1: dist.barrier()
     finally:
         if init: dist.destroy_process_group()

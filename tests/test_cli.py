@@ -19,11 +19,15 @@ def test_distill_and_eval_scripts(tmp_path):
              '--max_start_epoch', '1', '--n_experts', '1', '--lam', '0.1', '--eval_runs', '1', '--eval_epochs', '5')
     assert 'mtt + MIM digits ipc=1' in r.stdout
     summary = json.loads((out / 'summary.json').read_text())
-    assert summary['config']['lam'] == 0.1 and 0 <= summary['eval']['acc_final_mean'] <= 100
+    ev = summary['eval']
+    assert summary['config']['lam'] == 0.1 and ev['n_runs'] == len(ev['accs']) == 1 and ev['n_epochs'] == 5
+    assert ev['acc_final_mean'] > 15  # 10 classes, chance is 10 %: the distilled images teach (measured 27.5 %)
     assert sorted(p.name for p in out.iterdir()) == ['checkpoint.pt', 'config.json', 'distilled.pt', 'experts', 'log.jsonl', 'summary.json']
     assert len((out / 'log.jsonl').read_text().splitlines()) == 2
     r = _run('mim4dd_eval', out / 'distilled.pt', '--n_runs', '1', '--n_epochs', '3')
-    assert '%' in r.stdout and list(out.glob('eval_*.json'))
+    ev, = [json.loads(p.read_text()) for p in out.glob('eval_*.json')]  # one file, for this protocol
+    assert ev['n_epochs'] == 3 and ev['n_runs'] == 1 and ev['acc_final_mean'] > 15  # measured 27.2 %
+    assert r.stdout.startswith(f"{ev['acc_final_mean']:.1f} ± ")  # it prints what it wrote
 
 def test_killed_run_resumes_to_the_same_result(tmp_path):
     a, b = tmp_path / 'a', tmp_path / 'b'

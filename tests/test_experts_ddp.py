@@ -7,20 +7,28 @@ from mim4dd.experts import ExpertStore, train_experts
 
 ARGS = dict(n_experts=5, n_epochs=2, width=8, batch_size=128, seed=3)
 
-def _torchrun(out, **kw):
+def _torchrun(out, logs, **kw):
+    "Run `mim4dd_experts` on 2 ranks; return each rank's JSON summary line, read from that rank's own stdout file"
+    # torchrun merges its workers' stdout into one stream, where two ranks' lines can interleave mid-line
+    # (this test failed 1 run in 4 that way); `--redirects 1` gives each rank its own stdout file instead.
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
+           '--log-dir', str(logs), '--redirects', '1',
            '-m', 'mim4dd.experts', '--out', str(out), '--device', 'cpu', '--no-progress']
     cmd += [a for k, v in kw.items() for a in (f'--{k}', str(v))]
     env = dict(os.environ, OMP_NUM_THREADS='1', TQDM_DISABLE='1', PYTHONPATH=str(ROOT))
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=out.parent)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return [json.loads(l) for l in r.stdout.splitlines() if l.startswith('{')]
+    files = sorted(logs.rglob('stdout.log'))  # logs/<run id>/attempt_0/<local rank>/stdout.log
+    stdouts = {int(f.parent.name): f.read_text() for f in files}
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:] + str(stdouts)[-3000:]
+    assert sorted(stdouts) == [0, 1], files
+    return {rank: [json.loads(l) for l in s.splitlines() if l.startswith('{')] for rank, s in stdouts.items()}
 
 def test_torchrun_two_ranks(tmp_path):
     out = tmp_path/'store'
-    lines = _torchrun(out, **ARGS)
-    by_rank = {d['rank']: d['written'] for d in lines}
-    assert sorted(by_rank) == [0, 1] and all(d['world_size'] == 2 for d in lines)
+    lines = _torchrun(out, tmp_path/'logs', **ARGS)
+    assert [len(ls) for ls in lines.values()] == [1, 1], lines  # one summary line per rank
+    assert all(ls[0]['rank'] == r and ls[0]['world_size'] == 2 for r, ls in lines.items())
+    by_rank = {r: ls[0]['written'] for r, ls in lines.items()}
     written = [i for ids in by_rank.values() for i in ids]
     assert sorted(written) == list(range(5))  # every expert written, none twice
     assert by_rank == {0: [0, 2, 4], 1: [1, 3]}

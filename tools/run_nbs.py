@@ -2,6 +2,7 @@
 
     python tools/run_nbs.py [NOTEBOOK ...] [--flags "slow data"]
 
+Every cell that runs has its old outputs cleared first, so a cell that now prints nothing ends with none.
 Cells flagged with a test flag (`#| slow`, `#| gpu`, `#| data`) keep their stored outputs unless the flag
 is passed; `#| eval: false` cells never run. Progress bars are switched off so outputs stay small.
 """
@@ -24,14 +25,17 @@ def run_one(path, skip_flags):
     from execnb.nbio import read_nb, write_nb
     from nbdev.process import NBProcessor
     nb = NBProcessor(path, process=True).nb  # parses directives into cell.directives_
+    runs = [not _skip(skip_flags)(c) for c in nb.cells]
+    for c, run in zip(nb.cells, runs):  # execnb keeps a cell's old outputs when it now prints nothing: clear them first
+        if run: c['outputs'], c['execution_count'] = [], None
     shell = CaptureShell(path, mpl_format='png')
     from fastcore.xtras import working_directory
     with working_directory(path.parent):  # as nbdev's test_nb runs them
         shell.run_all(nb, exc_stop=True, preproc=_skip(skip_flags))
     raw = read_nb(path)
-    for c_raw, c in zip(raw.cells, nb.cells):
-        if c_raw.cell_type == 'code' and not _skip(skip_flags)(c):
-            c_raw['outputs'], c_raw['execution_count'] = c.get('outputs', []), c.get('execution_count')
+    assert len(raw.cells) == len(nb.cells), f'{path.name}: processing changed the number of cells'
+    for c_raw, c, run in zip(raw.cells, nb.cells, runs):
+        if run: c_raw['outputs'], c_raw['execution_count'] = c.get('outputs', []), c.get('execution_count')
     write_nb(raw, path)
 
 def main():
