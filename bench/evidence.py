@@ -27,7 +27,7 @@ from mim4dd.evaluate import evaluate_set
 from mim4dd.experts import ExpertStore, train_experts, build_net
 from mim4dd.nets import load_flat_params_
 
-ROOTS = {'mnist': Path(__file__).resolve().parents[2] / 'shared' / 'data'}
+ROOTS = {k: Path(__file__).resolve().parents[2] / 'shared' / 'data' for k in ('mnist', 'cifar10')}  # cifar10: the JPEG q75 copy
 # CPU-sized budgets: experts, and per IPC the MTT settings and the iterations shared by every distilled method.
 BUDGET = {'digits': dict(n_experts=6, expert_epochs=12, mtt={1: dict(syn_steps=10, max_start_epoch=8), 10: dict(syn_steps=10, max_start_epoch=8)},
                          iterations={1: 100, 10: 50}, dm_iterations={1: 300, 10: 300}, eval_epochs=300),
@@ -39,7 +39,13 @@ BUDGET = {'digits': dict(n_experts=6, expert_epochs=12, mtt={1: dict(syn_steps=1
           # iterations, DM's real batch (per class) and evaluations are cut to fit; every cut is in the records.
           'mnist': dict(n_experts=2, expert_epochs=3, mtt={1: dict(syn_steps=20, max_start_epoch=2), 10: dict(syn_steps=10, max_start_epoch=2, lr_lr=1e-7, syn_lr_init=0.01)},
                         iterations={1: 50, 10: 20}, dm_iterations={1: 80, 10: 40}, dm_kw=dict(batch_real=64),
-                        eval_epochs={1: 300, 10: 100}, eval_runs=1, n_evals=1)}
+                        eval_epochs={1: 300, 10: 100}, eval_runs=1, n_evals=1),
+          # CIFAR-10 (JPEG q75 copy) on one CPU thread: a DM iteration with 64 real images per class takes ~1 s, an
+          # evaluation network (300 epochs on 10 images, then the 10,000 test images) ~20 s. MTT rows need experts
+          # (2 x 3 epochs, ~4 min an epoch on one core) and are not in this budget's first run.
+          'cifar10': dict(n_experts=2, expert_epochs=3, mtt={1: dict(syn_steps=50, max_start_epoch=1, zca=False)},
+                          iterations={1: 200}, dm_iterations={1: 100}, dm_kw=dict(batch_real=64),
+                          eval_epochs={1: 300}, eval_runs=2, n_evals=1)}
 METHODS = ('random', 'herding', 'mtt', 'mtt+mim', 'dm', 'dm+mim')
 
 def distill_kw(name:str, ipc:int, base:str) -> dict:
