@@ -61,12 +61,12 @@ from mim4dd.experts import ExpertStore, fit_zca, train_experts
 
 LABEL = 'CIFAR-10 (JPEG q75 copy)'
 SIZES = {
-    'gpu': dict(n_experts=4, expert_epochs=5, expert_budget=120, seeds=[0], eval_runs=3, eval_epochs=300, batch_real=256, time_limit=300, zca=True, calib_n=3,
+    'gpu': dict(n_experts=4, train_epochs=5, expert_budget=120, seeds=[0], eval_runs=3, eval_epochs=300, batch_real=256, time_limit=300, zca=True, calib_n=3,
                 ipc={1: dict(syn_steps=50, max_start_epoch=2, iterations=60),
                      10: dict(syn_steps=30, max_start_epoch=4, iterations=60, syn_lr_init=0.01, lr_lr=1e-7)}),
     # CPU, one thread, fake data: every stage once, as small as it goes (1 expert of 1 epoch, 1-2 student steps, 1 iteration,
     # 1 evaluation epoch). No ZCA: its eigendecomposition of 3072 x 3072 alone takes ~15 s of one core (tests/test_zca.py pays it)
-    'smoke': dict(n_experts=1, expert_epochs=1, expert_budget=None, seeds=[0], eval_runs=1, eval_epochs=1, batch_real=20, time_limit=None, zca=False, calib_n=1,
+    'smoke': dict(n_experts=1, train_epochs=1, expert_budget=None, seeds=[0], eval_runs=1, eval_epochs=1, batch_real=20, time_limit=None, zca=False, calib_n=1,
                   ipc={1: dict(syn_steps=2, expert_epochs=1, max_start_epoch=1, iterations=1),
                        10: dict(syn_steps=1, expert_epochs=1, max_start_epoch=1, iterations=1, batch_syn=10, syn_lr_init=0.01, lr_lr=1e-7)}),
 }
@@ -126,7 +126,7 @@ def _main(argv=None):
     if not a.smoke and 'JPEG' not in train.info.source: label = 'CIFAR-10'
     train, test = train.to(a.device), test.to(a.device)  # whitening and sampling then run where the training does
     rec = Recorder(a.out, results_dir, a.mirror, data=label, size='smoke' if a.smoke else 'gpu', device=device_name(a.device),
-                   experts=f"{size['n_experts']} x {size['expert_epochs']} epochs", note=a.note)
+                   experts=f"{size['n_experts']} x {size['train_epochs']} epochs", note=a.note)
     late = lambda: limit is not None and time.time() - t_start > limit
 
     t0 = time.time()
@@ -134,11 +134,11 @@ def _main(argv=None):
     zca = (store.load_zca() or store.save_zca(cpu_zca(train, a.device))) if size['zca'] else None
     secs['zca'] = time.time() - t0; t0 = time.time()
     for n in range(1, size['n_experts'] + 1):  # one at a time: past `expert_budget` seconds, stop at 2 (or what is there)
-        train_experts(train, test, store, n_experts=n, n_epochs=size['expert_epochs'], zca=zca, seed=0, device=a.device)
+        train_experts(train, test, store, n_experts=n, n_epochs=size['train_epochs'], zca=zca, seed=0, device=a.device)
         if n >= 2 and size['expert_budget'] is not None and time.time() - t0 > size['expert_budget']: break
     secs['experts'] = time.time() - t0
     expert_acc = [store.manifest(i)['test_acc'][-1] for i in store.ids()]
-    if len(expert_acc) < size['n_experts']: rec.common['experts'] = f"{len(expert_acc)} x {size['expert_epochs']} epochs (expert_budget reached)"
+    if len(expert_acc) < size['n_experts']: rec.common['experts'] = f"{len(expert_acc)} x {size['train_epochs']} epochs (expert_budget reached)"
     print(f'experts: test accuracy {np.round(expert_acc, 3).tolist()} ({secs["experts"]:.0f} s)', flush=True)
 
     for ipc in a.ipcs:
@@ -182,7 +182,7 @@ def _main(argv=None):
                 diff_std=float(d.std(ddof=1)) if len(d) > 1 else None, lam=lam, ratio=a.ratio)
             print(f'ipc {ipc}: MTT + MIM4DD - MTT = {d.mean():+.2f} points over seeds {both}', flush=True)
     secs['total'] = time.time() - t_start
-    rec('_timing', seconds=secs, seconds_per_expert_epoch=secs['experts'] / (len(expert_acc) * size['expert_epochs']),
+    rec('_timing', seconds=secs, seconds_per_expert_epoch=secs['experts'] / (len(expert_acc) * size['train_epochs']),
         expert_test_acc=expert_acc, time_limit=limit, seeds=seeds, ipcs=a.ipcs, threads=torch.get_num_threads(), load=os.getloadavg()[0])
     print(f'done in {secs["total"]:.0f} s: {secs}', flush=True)
     if tmp is not None:  # the smoke's fake data, experts and cache; its records stay (in --results_dir, else tmp/results)

@@ -5,7 +5,7 @@ expert sampling against ours, side by side from the same experts, seeds and star
     python bench/mtt_gap.py --threads 1 --lr_lr 1e-7 --note "CIFAR-10 IPC 1's lr_lr"
     python bench/mtt_gap.py --threads 1 --lr_lr 1e-7 --n_experts 2 --max_start_epoch 1 --syn_steps 50 --lr_img 100 --sampling iid --seeds 0
                                                                       # issue 13's CIFAR-10 recipe, on digits: ~9 min a seed
-    python bench/mtt_gap.py --dataset cifar10 --data_root data --device cuda --zca 0 --n_experts 2 --expert_epochs 3 \
+    python bench/mtt_gap.py --dataset cifar10 --data_root data --device cuda --zca 0 --n_experts 2 --train_epochs 3 \
         --max_start_epoch 1 --syn_steps 50 --lr_img 100 --lr_lr 1e-7 --sampling iid --seeds 0 1 --experts runs/mtt_gap
                                                                       # the issue's own setting, on a GPU (not run yet)
 
@@ -92,7 +92,7 @@ def main(argv=None):
     ap.add_argument('--max_start_epoch', type=int, help="override the budget's max_start_epoch")
     ap.add_argument('--zca', type=int, choices=[0, 1], help="override the preset's ZCA (the issue's CIFAR-10 comparison: 0)")
     ap.add_argument('--n_experts', type=int, help="experts (default: bench/evidence.py's BUDGET)")
-    ap.add_argument('--expert_epochs', type=int, help="epochs per expert (default: the BUDGET's)")
+    ap.add_argument('--train_epochs', type=int, help="training epochs of each expert (default: the BUDGET's)")
     ap.add_argument('--eval_epochs', type=int, help="evaluation epochs (default: the BUDGET's)")
     ap.add_argument('--eval_runs', type=int, help="evaluation networks (default: the BUDGET's)")
     ap.add_argument('--no-eval', action='store_true', help='skip the test-set evaluation')
@@ -105,19 +105,19 @@ def main(argv=None):
     a = ap.parse_args(argv)
     if a.threads: torch.set_num_threads(a.threads)
     b = dict(BUDGET.get(a.dataset, dict(mtt={a.ipc: {}}, eval_epochs=300)))  # a dataset without a BUDGET needs the options
-    b.update({k: getattr(a, k) for k in ('n_experts', 'expert_epochs') if getattr(a, k) is not None})
+    b.update({k: getattr(a, k) for k in ('n_experts', 'train_epochs') if getattr(a, k) is not None})
     over = dict(b['mtt'].get(a.ipc, {}), **{k: getattr(a, k) for k in ('lr_lr', 'lr_img', 'syn_steps', 'max_start_epoch') if getattr(a, k) is not None})
     if a.zca is not None: over['zca'] = bool(a.zca)
     train, test = load_dataset(a.dataset, root=a.data_root or ROOTS.get(a.dataset))
     store = ExpertStore(Path(a.experts) / a.dataset / ('experts' if not over.get('zca', mtt_preset(a.dataset, a.ipc).zca) else 'experts_zca'))
     zca = (store.load_zca() or store.save_zca(fit_zca(train))) if mtt_preset(a.dataset, a.ipc, **over).zca else None
-    train_experts(train, test, store, n_experts=b['n_experts'], n_epochs=b['expert_epochs'], zca=zca, seed=0, device=a.device)
+    train_experts(train, test, store, n_experts=b['n_experts'], n_epochs=b['train_epochs'], zca=zca, seed=0, device=a.device)
     if len(store.ids()) > b['n_experts']:  # a larger store (e.g. evidence.py's): its first n_experts, as trajectories
         store = [store.load(i) for i in store.ids()[:b['n_experts']]]
     train, test = apply_zca(train, zca).to(a.device), apply_zca(test, zca).to(a.device)  # the experts' and the distillation's space
     ev = dict(eval_kw(a.dataset, a.ipc) if a.dataset in BUDGET else dict(n_runs=3, n_epochs=300, n_evals=5),
               **{k: v for k, v in dict(n_epochs=a.eval_epochs, n_runs=a.eval_runs).items() if v is not None})
-    common = dict(dataset=a.dataset, ipc=a.ipc, iterations=a.iterations, experts=f"{b['n_experts']} x {b['expert_epochs']} epochs",
+    common = dict(dataset=a.dataset, ipc=a.ipc, iterations=a.iterations, experts=f"{b['n_experts']} x {b['train_epochs']} epochs",
                   device=device_name(a.device), note=a.note, eval=None if a.no_eval else ev, mode='full')
     res = {}
     for param in a.params:

@@ -24,6 +24,7 @@ BENCHES = {
     'evidence':       (['--datasets', 'digits', '--threads', '1'], '1-2 h'),        # the README's table, digits rows
     'sensitivity':    (['--threads', '1'], '40 min'),                                # MIM4DD's lambda, gamma, tau, layers
     'mtt_gap':        (['--threads', '1'], '10 min'),                                # our MTT against the reference's choices
+    'mtt_curve':      (['--dataset', 'digits', '--threads', '1'], '10 min'),          # accuracy against iterations (MNIST: --dataset mnist)
 }
 
 def command(name): return [sys.executable, str(ROOT / 'bench' / f'{name}.py'), *BENCHES[name][0]]

@@ -64,7 +64,7 @@ def main(argv=None):
     train, test = load_dataset(name, root=ROOTS.get(name))
     work = Path(a.work) / name
     store = ExpertStore(Path(a.experts) / name / 'experts')
-    if a.base == 'mtt': train_experts(train, test, store, n_experts=b['n_experts'], n_epochs=b['expert_epochs'], seed=0)
+    if a.base == 'mtt': train_experts(train, test, store, n_experts=b['n_experts'], n_epochs=b['train_epochs'], seed=0)
     kw0, ev = dict(distill_kw(name, ipc, a.base), critic=a.critic), eval_kw(name, ipc, a.eval_runs)
     with torch.no_grad(): n_layers = len(build_net(model_config(train)).features(train.x[:2]))  # blocks the MIM term can tap
     pts = [p for p in points(n_layers) if a.only is None or p['ratio'] == 0 or
@@ -92,6 +92,6 @@ def main(argv=None):
                      negatives=p['negatives'], heads=p['heads'], head_warmup=p['warmup'], load=os.getloadavg()[0],
                      diff_mean=None if d is None else float(d.mean()), p_value=None if t is None else float(t.pvalue),
                      n_pos=None if d is None else int((d > 0).sum()), eval_runs=ev['n_runs'], n_evals=ev['n_evals'],
-                     experts=f"{b['n_experts']} x {b['expert_epochs']} epochs" if a.base == 'mtt' else None)
+                     experts=f"{b['n_experts']} x {b['train_epochs']} epochs" if a.base == 'mtt' else None)
 
 if __name__ == '__main__': main()

@@ -20,10 +20,10 @@ from .nets import get_network, functional_features
 from .augment import DSA, dsa_strategy_for
 from .evaluate import fresh_net
 from .experts import ExpertStore, model_config, zca_identity, apply_zca
-from .mtt import TrajectoryMatcher, StepSize, MTTConfig, mtt_preset
-from .mi import BOUNDS
-from .mim import MIMLoss, MIM_AUGMENT, balanced_batch, mim_view
-from .dm import dm_loss, random_init_
+from .mtt import TrajectoryMatcher, StepSize, MTTConfig, mtt_preset, make_optimizers
+from .mi import BOUNDS, NEGATIVES
+from .mim import MIMLoss, MIM_AUGMENT, FEATURE_POOLS, balanced_batch, mim_view
+from .dm import dm_loss, random_init_, DMConfig
 
 # %% ../nbs/20_distill.ipynb #ca902dbe
 BASES = ('mtt', 'dm')
@@ -31,7 +31,7 @@ CRITICS = tuple(BOUNDS)  # the critics chapter 0 defines
 
 @dataclass
 class DistillConfig:
-    "Everything that defines a distillation run; saved as `config.json` beside the results"
+    "The loop's settings, flat (chapter 21's `RunSpec` groups them by section and adds data, experts and evaluation)"
     dataset:str='digits'          # a key of mim4dd.data.DATASETS (recorded; the data itself is passed in)
     ipc:int=1                     # images per class
     base:str='mtt'                # base loss: 'mtt' or 'dm'
@@ -57,12 +57,13 @@ class DistillConfig:
     # MTT (None: the preset for (dataset, ipc))
     syn_steps:Optional[int]=None; expert_epochs:Optional[int]=None; max_start_epoch:Optional[int]=None
     lr_img:Optional[float]=None; lr_lr:Optional[float]=None; syn_lr_init:Optional[float]=None
-    batch_syn:Optional[int]=None
+    batch_syn:Optional[int]=None  # 0: every synthetic image in each student step (None: the preset's)
     syn_lr_param:Optional[str]=None # MTT step size: 'log' (alpha0*exp(u/alpha0), ours) or 'raw' (the reference's); None: preset
     mode:str='full'               # MTT unroll: 'full' or 'exact' (constant memory, same gradients)
     zca:Optional[bool]=None       # MTT: images in ZCA space (the experts' store must hold zca.pt); None: preset
     # DM
-    lr_img_dm:float=1.0           # SGD (momentum 0.5) learning rate of the pixels under DM
+    lr_img_dm:float=1.0           # SGD learning rate of the pixels under DM
+    momentum:Optional[float]=None # SGD momentum of the pixels (and MTT's step size); None: the base method's (MTT's preset, DM's 0.5)
     checkpoint_every:int=25       # iterations between checkpoints (0: only at the end)
 
     def __post_init__(self):
@@ -70,15 +71,17 @@ class DistillConfig:
             if not ok: raise ValueError(msg)
         need(self.base in BASES, f'base must be one of {BASES}, got {self.base!r}')
         need(self.critic in CRITICS, f'critic must be one of {CRITICS}, got {self.critic!r}')
-        need(self.negatives in ('cross', 'all'), f"negatives must be 'cross' or 'all', got {self.negatives!r}")
+        need(self.negatives in NEGATIVES, f'negatives must be one of {NEGATIVES}, got {self.negatives!r}')
         need(self.mim_aug in MIM_AUGMENT, f'mim_aug must be one of {MIM_AUGMENT}, got {self.mim_aug!r}')
         need(isinstance(self.head_warmup, int) and self.head_warmup >= 0, f'head_warmup must be an int >= 0, got {self.head_warmup!r}')
         need(self.heads in ('trained', 'random'), f"heads must be 'trained' or 'random', got {self.heads!r}")
-        need(self.pool in ('avg', 'flatten'), f"pool must be 'avg' or 'flatten', got {self.pool!r}")
+        need(self.pool in FEATURE_POOLS, f'pool must be one of {FEATURE_POOLS}, got {self.pool!r}')
         need(self.mode in ('full', 'exact'), f"mode must be 'full' or 'exact', got {self.mode!r}")
         for k in ('ipc', 'iterations', 'dim', 'batch_real'):
             need(isinstance(getattr(self, k), int) and getattr(self, k) >= 1, f'{k} must be an int >= 1, got {getattr(self, k)!r}')
         need(self.lam >= 0, f'lam must be >= 0, got {self.lam}')
+        need(self.momentum is None or 0 <= self.momentum < 1, f'momentum must be in [0, 1), got {self.momentum}')
+        need(self.batch_syn is None or (isinstance(self.batch_syn, int) and self.batch_syn >= 0), f'batch_syn must be an int >= 0 (0: all), got {self.batch_syn!r}')
         need(self.gamma > 0 and self.tau > 0, f'gamma and tau must be > 0, got gamma={self.gamma}, tau={self.tau}')
         if self.layers is not None: self.layers = tuple(int(k) for k in self.layers)
 
@@ -86,8 +89,9 @@ class DistillConfig:
 @patch
 def mtt_config(self:DistillConfig, info=None) -> MTTConfig: # info: the data's DatasetInfo (picks the row of a dataset without one)
     "The MTT settings: the preset for (dataset, ipc) with this config's overrides"
-    keys = ('syn_steps', 'expert_epochs', 'max_start_epoch', 'lr_img', 'lr_lr', 'syn_lr_init', 'batch_syn', 'syn_lr_param')
-    over = {k: getattr(self, k) for k in keys + ('zca',) if getattr(self, k) is not None}
+    keys = ('syn_steps', 'expert_epochs', 'max_start_epoch', 'lr_img', 'lr_lr', 'syn_lr_init', 'batch_syn', 'syn_lr_param', 'zca', 'momentum')
+    over = {k: getattr(self, k) for k in keys if getattr(self, k) is not None}
+    if over.get('batch_syn') == 0: over['batch_syn'] = None  # every image, whatever the preset says
     return mtt_preset(self.dataset, self.ipc, info, **over, dsa=self.dsa, batch_real=self.batch_real)
 
 @patch
@@ -143,6 +147,11 @@ class MIMTerm:
 # %% ../nbs/20_distill.ipynb #d58f718a
 class MTTBase:
     "Trajectory matching (chapter 13) as a base loss"
+    needs_experts, lr_option = True, 'lr_img'  # what a run must fetch first; the option that scales its pixel steps
+
+    @staticmethod
+    def uses_zca(cfg:DistillConfig, info) -> bool: return cfg.mtt_config(info).zca
+
     def __init__(self, cfg:DistillConfig, train:ImageSet, generator:torch.Generator, experts=None, zca=None):
         if experts is None: raise ValueError("base 'mtt' needs experts: an ExpertStore or a list of trajectories (see 12_experts)")
         self.mcfg = cfg.mtt_config(train.info)
@@ -152,9 +161,10 @@ class MTTBase:
         self.dsa = dsa = DSA(dsa_strategy_for(info.name)) if cfg.dsa else None
         self.step_size = StepSize.from_config(self.mcfg, device=train.x.device)
         self.matcher = TrajectoryMatcher(self.net, experts, self.mcfg, dsa=dsa, generator=generator, mode=cfg.mode)
-        self.lr_img, self.lr_params = self.mcfg.lr_img, self.mcfg.lr_lr
+        self.lr_img, self.lr_params, self.momentum = self.mcfg.lr_img, self.mcfg.lr_lr, self.mcfg.momentum
 
     def parameters(self): return list(self.step_size.parameters())
+    def make_optimizers(self, x_syn) -> tuple: return make_optimizers(x_syn, self.step_size, self.mcfg)  # chapter 13's
     def syn_lr(self) -> float: return float(self.step_size.value.detach())
     def state_dict(self): return dict(step_size=self.step_size.state_dict())
     def load_state_dict(self, d): self.step_size.load_state_dict(d['step_size'])
@@ -175,6 +185,11 @@ def step(self:MTTBase, x_syn, y_syn, mim:Optional[MIMTerm]=None) -> dict:
 # %% ../nbs/20_distill.ipynb #4f90f009
 class DMBase:
     "Distribution matching (chapter 15) as a base loss"
+    needs_experts, lr_option = False, 'lr_img_dm'
+
+    @staticmethod
+    def uses_zca(cfg:DistillConfig, info) -> bool: return False
+
     def __init__(self, cfg:DistillConfig, train:ImageSet, generator:torch.Generator, experts=None, zca=None):
         info = train.info
         self.cfg, self.train, self.generator = cfg, train, generator
@@ -182,8 +197,10 @@ class DMBase:
         for p in self.net.parameters(): p.requires_grad_(False)
         self.dsa = DSA(dsa_strategy_for(info.name)) if cfg.dsa else None
         self.lr_img, self.lr_params = cfg.lr_img_dm, 0.
+        self.momentum = cfg.momentum if cfg.momentum is not None else DMConfig.momentum
 
     def parameters(self): return []
+    def make_optimizers(self, x_syn) -> tuple: return torch.optim.SGD([x_syn], lr=self.lr_img, momentum=self.momentum), None
     def syn_lr(self): return None
     def state_dict(self): return {}
     def load_state_dict(self, d): pass
@@ -252,11 +269,12 @@ def _looks_like(d) -> str:
 class Distiller:
     "Distil `train` into cfg.ipc images per class with cfg.base + cfg.lam * MIM"
     def __init__(self, cfg:DistillConfig, train:ImageSet, experts=None,
-                 device=None): # where to distil ('cpu', 'cuda', 'cuda:1', ...); None: where `train` is
-        self.cfg, self.zca = cfg, None
+                 device=None, # where to distil ('cpu', 'cuda', 'cuda:1', ...); None: where `train` is
+                 record:Optional[dict]=None): # what the run folder's config.json holds (None: `cfg`; chapter 21's RunSpec)
+        self.cfg, self.zca, self.record = cfg, None, record if record is not None else asdict(cfg)
         self.device = torch.device(device) if device is not None else train.x.device
         if train.info.name != cfg.dataset: raise ValueError(f'cfg.dataset is {cfg.dataset!r} but the data is {train.info.name!r}')
-        if cfg.base == 'mtt' and cfg.mtt_config(train.info).zca:
+        if BASE_METHODS[cfg.base].uses_zca(cfg, train.info):
             self.zca = experts.load_zca() if isinstance(experts, ExpertStore) else None
             if self.zca is None: raise ValueError('this MTT setting uses ZCA (zca=True) but the experts have no zca.pt: '
                                                   'train experts with zca, or pass zca=False')
@@ -267,9 +285,7 @@ class Distiller:
         self.x_syn = x.detach().clone().requires_grad_(True)
         self.base = BASE_METHODS[cfg.base](cfg, train, self.gens['base'], experts=experts, zca=self.zca)
         self.mim = MIMTerm(cfg, train, self.base.net, self.gens['mim'], dsa=self.base.dsa) if cfg.uses_mim() else None
-        self.opt_img = torch.optim.SGD([self.x_syn], lr=self.base.lr_img, momentum=0.5)
-        params = self.base.parameters()
-        self.opt_par = torch.optim.SGD(params, lr=self.base.lr_params, momentum=0.5) if params else None
+        self.opt_img, self.opt_par = self.base.make_optimizers(self.x_syn)  # the pixels' SGD, and the base's own parameters' (or None)
         self.iteration, self.history, self.info = 0, [], train.info
 
 # %% ../nbs/20_distill.ipynb #a0e1e24d
@@ -279,7 +295,7 @@ PIXEL_LIMIT = 1e3  # pixels beyond this many times the largest |x| of the real s
 def step(self:Distiller) -> dict:
     "One iteration of eq. (L): gradients of base + lambda*MIM, then one step of each optimiser"
     if not math.isfinite(self.cfg.lam): raise ValueError(f'lam must be finite, got {self.cfg.lam}')
-    lr_img, at = 'lr_img_dm' if self.cfg.base == 'dm' else 'lr_img', f'iteration {self.iteration + 1}'
+    lr_img, at = self.base.lr_option, f'iteration {self.iteration + 1}'
     self.opt_img.zero_grad()
     if self.opt_par is not None: self.opt_par.zero_grad()
     rec = self.base.step(self.x_syn, self.y_syn, self.mim)
@@ -353,7 +369,7 @@ def _atomic_write(path:Path, write):
 def save(self:Distiller, out):
     "Config, checkpoint, log and (once finished) the distilled set, each written atomically"
     out = Path(out); out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out/'config.json', lambda p: p.write_text(json.dumps(asdict(self.cfg), indent=1)))
+    _atomic_write(out/'config.json', lambda p: p.write_text(json.dumps(self.record, indent=1)))
     _atomic_write(out/'checkpoint.pt', lambda p: torch.save(self.state_dict(), p))
     _atomic_write(out/'log.jsonl', lambda p: p.write_text(''.join(json.dumps(r) + '\n' for r in self.history)))
     if self.iteration >= self.cfg.iterations: self.result().save(out/'distilled.pt')

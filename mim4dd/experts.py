@@ -5,12 +5,11 @@
 # %% auto #0
 __all__ = ['dataset_identity', 'zca_identity', 'fit_zca', 'apply_zca', 'model_config', 'build_net', 'expert_seed', 'atomic_save',
            'Trajectory', 'ExpertStore', 'signature', 'train_epoch', 'accuracy', 'dist_rank_world', 'train_experts',
-           'experts_for', 'UsageError', 'check_number', 'check_dataset', 'check_out', 'dataset_options', 'LineProgress',
-           'run_script', 'console_script', 'experts_cli']
+           'experts_for']
 
 # %% ../nbs/12_experts.ipynb #a3183f11
-import hashlib, inspect, io, json, math, numbers, os, re, sys, time
-from functools import partial, wraps
+import hashlib, inspect, json, os, re, time
+from functools import partial
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Callable, Optional
@@ -19,10 +18,9 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 from fastcore.basics import patch
-from fastcore.script import anno_parser
 from tqdm.auto import tqdm
 import mim4dd
-from .data import ImageSet, DatasetInfo, DATASETS, load_dataset, load_pt
+from .data import ImageSet, DatasetInfo, load_pt
 from .nets import NETWORKS, default_depth, get_network, flat_params, param_names, param_shapes, n_params
 from .augment import DSA, ZCA, dsa_strategy_for
 
@@ -371,194 +369,3 @@ def experts_for(train:ImageSet, test:ImageSet, # normalised real data (not yet Z
                       weight_decay=tr['weight_decay'], batch_size=tr['batch_size'], dsa_strategy=tr['dsa_strategy'],
                       zca=z, seed=tr['seed'], progress=progress, device=device)
     return store, z
-
-# %% ../nbs/12_experts.ipynb #073a031d
-class UsageError(ValueError):
-    "A command line that cannot work whatever the files hold (a bad option value): console scripts exit 2"
-
-def check_number(option:str, value, low=None, # the smallest allowed value (None: no bound)
-                 strict:bool=False, # value must be > low rather than >= low
-                 integer:bool=False, optional:bool=False): # None is allowed when optional
-    "`value`, unless it is not a finite number in range: then a UsageError naming --option"
-    if value is None and optional: return value
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-    ok = ok and (not integer or float(value).is_integer())
-    if ok and low is not None: ok = value > low if strict else value >= low
-    if not ok:
-        bound = '' if low is None else f" {'>' if strict else '>='} {low:g}"
-        raise UsageError(f"--{option} must be {'an integer' if integer else 'a finite number'}{bound}, got {value}")
-    return value
-
-def check_dataset(name:str) -> str:
-    "`name`, unless it is not a key of DATASETS"
-    if name not in DATASETS: raise UsageError(f"--dataset {name!r} is not a dataset; choose one of: {', '.join(DATASETS)}")
-    return name
-
-def check_out(path, option:str='out') -> Path:
-    "`path` as a Path, unless it cannot be a folder (it or a folder above it is a file, or cannot be written)"
-    p = Path(path).expanduser()
-    for q in (p, *p.parents):
-        if not q.exists(): continue
-        if not q.is_dir(): raise NotADirectoryError(f'--{option} {path}: {q} is a file, not a folder; choose another path')
-        if q != p and not os.access(q, os.W_OK): raise PermissionError(f'--{option} {path}: cannot create it, {q} is not writable')
-        return p
-    return p
-
-# %% ../nbs/12_experts.ipynb #1c536d88
-def dataset_options(dataset:str, path:Optional[str]=None, # --path: the image folder (or .zip) of --dataset imagefolder
-                    size:Optional[int]=None) -> dict: # --size: resize its images to size x size
-    "load_dataset's options for --dataset, --path and --size; a UsageError when they do not go together"
-    check_dataset(dataset)
-    if 'path' not in DATASETS[dataset].options:
-        if path is not None or size is not None:
-            raise UsageError(f'--path and --size are for --dataset imagefolder; {dataset} is read from --data_root')
-        return {}
-    if path is None:
-        raise UsageError(f'--dataset {dataset} needs --path: a folder (or .zip) holding train/<class>/<image> and test/<class>/<image>')
-    check_number('size', size, 1, integer=True, optional=True)
-    p = Path(path).expanduser().resolve()
-    if not p.exists(): raise FileNotFoundError(f'--path {path} does not exist')
-    return dict(path=str(p), size=size)
-
-# %% ../nbs/12_experts.ipynb #122ee4d7
-_BAR = re.compile(r'^(?P<desc>.*?)\s*(?P<pct>\d{1,3})%\|')
-_ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')  # the cursor moves of nested bars
-
-class LineProgress(io.TextIOBase):
-    "A stream for logs: tqdm's redraws become one line per `step` percent of each bar; other text passes through"
-    def __init__(self, stream, step:int=10, every_s:float=30.):
-        self.stream, self.step, self.every_s, self.buf, self.last, self.redraw, self.t = stream, step, every_s, '', {}, False, 0.
-    def isatty(self): return False
-    def writable(self): return True
-    def write(self, s:str) -> int:
-        self.buf += s
-        while (m := re.search(r'[\r\n]', self.buf)):
-            seg, sep, self.buf = self.buf[:m.start()], self.buf[m.start()], self.buf[m.end():]
-            self._line(seg, redraw=self.redraw or sep == '\r')
-            self.redraw = sep == '\r'
-        return len(s)
-    def _line(self, seg, redraw):
-        seg = _ANSI.sub('', seg)
-        if not seg.strip(): return
-        if (b := _BAR.match(seg)) is not None:
-            pct, last = int(b['pct']), self.last.get(b['desc'], -self.step)
-            if not (pct >= last + self.step or pct < last or (pct == 100 and last != 100)): return
-            self.last[b['desc']] = 100 if pct == 100 else pct - pct % self.step
-        elif redraw:  # a bar without a total
-            if time.monotonic() - self.t < self.every_s: return
-            self.t = time.monotonic()
-        self.stream.write((seg.strip() if b is not None or redraw else seg) + '\n'); self.stream.flush()
-    def flush(self): self.stream.flush()  # tqdm flushes after every redraw: the last one stays buffered
-    def finish(self):
-        "Write what is left: a last line without a newline (a bar's last state was already written)"
-        if self.buf.strip() and not _BAR.match(self.buf): self.stream.write(self.buf)
-        self.buf = ''; self.stream.flush()
-
-# %% ../nbs/12_experts.ipynb #e5aba5d5
-def _one_line(e:BaseException) -> str:
-    "The message of `e` on one line; the exception's type too when it is not one of the errors we raise for users"
-    msg = '; '.join(l.strip() for l in str(e).splitlines() if l.strip()) or repr(e)
-    if isinstance(e, (ValueError, OSError, FloatingPointError)): return msg
-    return f'{type(e).__name__}: {msg} (unexpected: rerun with --debug for the traceback)'
-
-def _parser(func, prog:str):
-    p = anno_parser(func, prog)
-    p.add_argument('--debug', action='store_true', help='on an error, show the traceback (also: MIM4DD_DEBUG=1)')
-    for a in p._actions:  # fastcore words a negated flag like the option it negates
-        if a.option_strings and a.option_strings[0].startswith('--no-') and a.help:
-            a.help = 'do not ' + a.help.split(' (default')[0]
-    def error(msg): print(f'{prog}: error: {msg} (see {prog} --help)', file=sys.stderr); sys.exit(2)
-    p.error = error  # one line instead of the whole usage block
-    return p
-
-def run_script(func, argv:Optional[list]=None, # the arguments (None: sys.argv[1:])
-               prog:Optional[str]=None) -> int: # the command's name in messages (None: sys.argv[0]'s)
-    "Parse `argv` into `func`'s arguments and call it; return the exit code, having printed one line on failure"
-    prog = prog or Path(sys.argv[0]).name
-    try: args = vars(_parser(func, prog).parse_args(argv))
-    except SystemExit as e: return e.code if isinstance(e.code, int) else 0  # --help, or a line printed by error()
-    for k in ('pdb', 'xtra'): args.pop(k, None)
-    debug = args.pop('debug') or os.environ.get('MIM4DD_DEBUG', '') not in ('', '0')
-    err = sys.stderr
-    if not err.isatty(): sys.stderr = LineProgress(err)  # a log file: one line per few percent of each progress bar
-    try: func(**args)
-    except KeyboardInterrupt as e:
-        if debug: raise
-        at = getattr(e, 'iteration', None)
-        print(f"interrupted{'' if at is None else f' at iteration {at}'}; rerun the same command to resume", file=sys.stderr)
-        return 130
-    except Exception as e:
-        if debug: raise
-        print(f'{prog}: error: {_one_line(e)}', file=sys.stderr)
-        return 2 if isinstance(e, UsageError) else 1
-    finally:
-        if sys.stderr is not err: sys.stderr.finish(); sys.stderr = err
-    return 0
-
-def _script_frame(frame) -> bool:
-    "True when `frame` runs the top level of a file as __main__ (a console script, `python -m`, `python file.py`)"
-    g = frame.f_globals if frame is not None else {}
-    return frame.f_locals is g and g.get('__name__') == '__main__' and bool(g.get('__file__'))
-
-def console_script(func):
-    "`func` as a command: from a console script (or `python -m`) it parses sys.argv and exits with `run_script`'s code"
-    @wraps(func)
-    def _f(*args, **kwargs):
-        if args or kwargs or not _script_frame(sys._getframe(1)): return func(*args, **kwargs)
-        return run_script(func)  # the console script does sys.exit(_f())
-    if _script_frame(sys._getframe(1)): sys.exit(run_script(func))  # `python -m module`: the module is the script
-    return _f
-
-# %% ../nbs/12_experts.ipynb #bd8de5fc
-@console_script
-def experts_cli(out:str='experts/digits', # the store folder
-                dataset:str='digits', # a key of mim4dd.data.DATASETS
-                path:str=None, # --dataset imagefolder: a folder (or .zip) with train/<class>/<image> and test/<class>/<image>
-                size:int=None, # --dataset imagefolder: resize the images to size x size (needed when their sizes differ)
-                data_root:str=None, # data folder (default: $MIM4DD_DATA or ~/.cache/mim4dd)
-                download:bool=False, # fetch missing dataset files (needs a network)
-                n_experts:int=10, # experts 0 .. n_experts-1
-                n_epochs:int=50, # epochs per expert
-                lr:float=0.01, # SGD learning rate (no momentum, no weight decay)
-                batch_size:int=256, # SGD batch size
-                arch:str='ConvNet', # a key of mim4dd.nets.NETWORKS
-                width:int=None, # channels per block (None: the architecture's default)
-                depth:int=None, # blocks (None: the architecture's default for the image size)
-                zca:bool=False, # ZCA whitening, fitted once and kept in the store as zca.pt
-                no_dsa:bool=False, # train without DSA
-                half:bool=False, # store float16 trajectories
-                seed:int=0, # run seed
-                device:str='auto', # 'auto': cuda:LOCAL_RANK when available, else cpu
-                progress:bool=True, # show progress bars (rank 0 only)
-                quiet:bool=False): # print nothing but errors (no progress bars, no result line)
-    "Train expert trajectories into `out`, resuming what is there; under torchrun, each rank trains its share"
-    opts = dataset_options(dataset, path, size)
-    for k, v in dict(n_experts=n_experts, n_epochs=n_epochs, batch_size=batch_size).items(): check_number(k, v, 1, integer=True)
-    for k, v in dict(width=width, depth=depth).items(): check_number(k, v, 1, integer=True, optional=True)
-    check_number('lr', lr, 0, strict=True); check_number('seed', seed, 0, integer=True)
-    if arch not in NETWORKS: raise UsageError(f"--arch {arch!r} is not an architecture; choose one of: {', '.join(NETWORKS)}")
-    store = ExpertStore(check_out(out))
-    for i in store.ids(): store.manifest(i)  # a truncated or foreign file is named before anything is trained
-    world, local = int(os.environ.get('WORLD_SIZE', 1)), int(os.environ.get('LOCAL_RANK', 0))
-    if device == 'auto': device = f'cuda:{local}' if torch.cuda.is_available() else 'cpu'
-    if device.startswith('cuda') and not torch.cuda.is_available(): raise UsageError(f'--device {device}: this torch sees no GPU; use --device cpu')
-    train, test = load_dataset(dataset, data_root, download=download, **opts)
-    if device.startswith('cuda'): torch.cuda.set_device(torch.device(device))
-    init = world > 1 and not dist.is_initialized()
-    if init: dist.init_process_group('nccl' if device.startswith('cuda') else 'gloo')
-    try:
-        rank, world = dist_rank_world()
-        z = None
-        if zca:
-            if rank == 0: z = store.load_zca() or store.save_zca(fit_zca(train))
-            if world > 1: dist.barrier()
-            z = store.load_zca()
-        net_kw = {k: v for k, v in dict(width=width, depth=depth).items() if v is not None}
-        written = train_experts(train, test, store, n_experts, n_epochs, arch, net_kw, lr=lr, batch_size=batch_size,
-                                dsa_strategy=None if no_dsa else 'auto', zca=z, seed=seed, half=half, rank=rank,
-                                world_size=world, device=device, progress=progress and not quiet and rank == 0)
-        if not quiet: print(json.dumps(dict(rank=rank, world_size=world, written=written, store=str(store.root))), flush=True)
-        if world > 1: dist.barrier()
-    finally:
-        if init: dist.destroy_process_group()
-    return written

@@ -78,7 +78,7 @@ def positive_mask(y_a:torch.Tensor, # (Na,) integer labels of the A side (e.g. s
     return y_a[:, None] == y_b[None, :]
 
 # %% ../nbs/00_mi.ipynb #36bba94c
-_NEGATIVES = ('all', 'cross')
+NEGATIVES = ('all', 'cross')
 
 def _check_scores(scores, pos_mask, negatives):
     "Validate a critic score matrix and its positive mask; return the number of positives per row."
@@ -89,7 +89,7 @@ def _check_scores(scores, pos_mask, negatives):
         raise TypeError(f'pos_mask must be a bool tensor (build it with positive_mask(y_a, y_b)), got {getattr(pos_mask, "dtype", type(pos_mask).__name__)}')
     if pos_mask.shape != scores.shape:
         raise ValueError(f'scores {tuple(scores.shape)} and pos_mask {tuple(pos_mask.shape)} must have the same shape (Na, Nb)')
-    if negatives not in _NEGATIVES: raise ValueError(f"negatives must be one of {_NEGATIVES}, got {negatives!r}")
+    if negatives not in NEGATIVES: raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
     n_pos = pos_mask.sum(1)
     for bad, what in ((n_pos == 0, 'no positive pair'), (n_pos == scores.shape[1], 'no negative pair')):
         if bad.any():
@@ -103,7 +103,7 @@ def noise_ratio(pos_mask:torch.Tensor, # (Na, Nb) bool, True at positive pairs
                 negatives:str='all', # noise pairs: 'all' pairs, or 'cross' = the pairs where pos_mask is False
                )->float: # N = |noise pairs| / |positive pairs|
     "The binary NCE constant N: noise pairs per positive pair, eq. (NCE-batch)."
-    if negatives not in _NEGATIVES: raise ValueError(f"negatives must be one of {_NEGATIVES}, got {negatives!r}")
+    if negatives not in NEGATIVES: raise ValueError(f"negatives must be one of {NEGATIVES}, got {negatives!r}")
     n_pos = int(pos_mask.sum())
     if n_pos == 0: raise ValueError('pos_mask has no positive pair')
     n_noise = pos_mask.numel() if negatives == 'all' else pos_mask.numel() - n_pos

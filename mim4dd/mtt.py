@@ -29,15 +29,13 @@ class MTTConfig:
     syn_lr_init:float=0.01      # alpha_0, the initial student step size
     batch_syn:Optional[int]=None # synthetic images per student step (None: all)
     zca:bool=False              # images (synthetic and experts' data) live in ZCA space
-    momentum:float=0.5          # momentum of both SGDs
-    n_iterations:int=5000       # distillation iterations
-    n_experts:int=100           # experts to train
+    momentum:float=0.5          # momentum of both SGDs (the pixels' and the step size's)
     batch_real:int=256          # real batch (for add-on losses such as MIM)
     dsa:bool=True               # DSA augmentation inside the unroll
     syn_lr_param:str='log'      # the step size: 'log' (eq. 3, alpha_0 exp(u/alpha_0), stays > 0) or 'raw' (MTT's own)
 
     def __post_init__(self):
-        for k in ('syn_steps', 'expert_epochs', 'max_start_epoch', 'n_iterations', 'n_experts', 'batch_real'):
+        for k in ('syn_steps', 'expert_epochs', 'max_start_epoch', 'batch_real'):
             v = getattr(self, k)
             if not isinstance(v, int) or v < (0 if k == 'syn_steps' else 1):
                 raise ValueError(f'{k} must be a positive int, got {v!r}')
@@ -53,7 +51,7 @@ class MTTConfig:
         return self.max_start_epoch - 1 + self.expert_epochs
 
 # %% ../nbs/13_mtt.ipynb #1859e80d
-_SHARED = dict(n_iterations=5000, n_experts=100, batch_real=256, dsa=True, momentum=0.5)
+_SHARED = dict(batch_real=256, dsa=True, momentum=0.5)
 MTT_TABLE = {  # (dataset, ipc): settings; METHOD.md §2.5 (MTT's table), then our digit presets
     ('cifar10', 1):   dict(syn_steps=50, expert_epochs=2, max_start_epoch=2,  batch_syn=None, zca=True,  lr_img=100,   lr_lr=1e-7, syn_lr_init=0.01),
     ('cifar10', 10):  dict(syn_steps=30, expert_epochs=2, max_start_epoch=20, batch_syn=None, zca=True,  lr_img=100,   lr_lr=1e-5, syn_lr_init=0.001),
@@ -68,8 +66,8 @@ MTT_TABLE = {  # (dataset, ipc): settings; METHOD.md §2.5 (MTT's table), then o
     ('mnist', 1):     dict(syn_steps=50, expert_epochs=2, max_start_epoch=2,  batch_syn=None, zca=False, lr_img=100,   lr_lr=1e-7, syn_lr_init=0.01),
     ('mnist', 10):    dict(syn_steps=30, expert_epochs=2, max_start_epoch=20, batch_syn=None, zca=False, lr_img=100,   lr_lr=1e-5, syn_lr_init=0.001),
     ('mnist', 50):    dict(syn_steps=30, expert_epochs=2, max_start_epoch=40, batch_syn=None, zca=False, lr_img=1000,  lr_lr=1e-5, syn_lr_init=0.001),
-    ('digits', 1):    dict(syn_steps=10, expert_epochs=2, max_start_epoch=10, batch_syn=None, zca=False, lr_img=100,   lr_lr=1e-5, syn_lr_init=0.01, n_iterations=500, n_experts=10),
-    ('digits', 10):   dict(syn_steps=20, expert_epochs=2, max_start_epoch=10, batch_syn=None, zca=False, lr_img=100,   lr_lr=1e-5, syn_lr_init=0.01, n_iterations=500, n_experts=10),
+    ('digits', 1):    dict(syn_steps=10, expert_epochs=2, max_start_epoch=10, batch_syn=None, zca=False, lr_img=100,   lr_lr=1e-5, syn_lr_init=0.01),
+    ('digits', 10):   dict(syn_steps=20, expert_epochs=2, max_start_epoch=10, batch_syn=None, zca=False, lr_img=100,   lr_lr=1e-5, syn_lr_init=0.01),
 }
 MTT_PRESETS = {k: MTTConfig(**{**_SHARED, **v}) for k, v in MTT_TABLE.items()}
 _PUBLISHED = {'cifar10', 'cifar100', 'tiny'}  # rows from MTT's table; the others are ours

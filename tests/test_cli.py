@@ -20,7 +20,7 @@ def test_distill_and_eval_scripts(tmp_path):
     assert 'mtt + MIM digits ipc=1' in r.stdout
     summary = json.loads((out / 'summary.json').read_text())
     ev = summary['eval']
-    assert summary['config']['lam'] == 0.1 and ev['n_runs'] == len(ev['accs']) == 1 and ev['n_epochs'] == 5
+    assert summary['config']['mim']['lam'] == 0.1 and ev['n_runs'] == len(ev['accs']) == 1 and ev['n_epochs'] == 5
     assert ev['acc_final_mean'] > 15  # 10 classes, chance is 10 %: the distilled images teach (measured 27.5 %)
     assert sorted(p.name for p in out.iterdir()) == ['checkpoint.pt', 'config.json', 'distilled.pt', 'experts', 'log.jsonl', 'summary.json']
     assert len((out / 'log.jsonl').read_text().splitlines()) == 2

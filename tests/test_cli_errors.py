@@ -8,7 +8,8 @@ from contextlib import redirect_stderr
 from pathlib import Path
 import pytest, torch
 from mim4dd.data import load_dataset
-from mim4dd.experts import ExpertStore, train_experts, run_script, experts_cli, _parser
+from mim4dd.experts import ExpertStore, train_experts
+from mim4dd.cli import run_script, experts_cli, _parser
 from mim4dd.cli import distill_cli, eval_cli, distill_run
 from mim4dd.distill import DistillConfig, Distiller, DistilledSet, read_checkpoint
 

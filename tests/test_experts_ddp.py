@@ -1,5 +1,6 @@
 "Experts trained in parallel by `torchrun` (2 CPU processes, gloo): every id written exactly once, same files as serially."
 import json, os, subprocess, sys
+from pathlib import Path
 import torch
 from conftest import ROOT
 from mim4dd.data import load_dataset
@@ -13,7 +14,7 @@ def _torchrun(out, logs, **kw):
     # (this test failed 1 run in 4 that way); `--redirects 1` gives each rank its own stdout file instead.
     cmd = [sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc_per_node', '2',
            '--log-dir', str(logs), '--redirects', '1',
-           '-m', 'mim4dd.experts', '--out', str(out), '--device', 'cpu', '--no-progress']
+           str(Path(sys.executable).parent/'mim4dd_experts'), '--out', str(out), '--device', 'cpu', '--no-progress']
     cmd += [a for k, v in kw.items() for a in (f'--{k}', str(v))]
     env = dict(os.environ, OMP_NUM_THREADS='1', TQDM_DISABLE='1', PYTHONPATH=str(ROOT))
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=out.parent)

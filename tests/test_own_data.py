@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest, torch
 import mim4dd
 from mim4dd.data import DATASETS, make_fake, load_dataset
-from mim4dd.experts import ExpertStore, train_experts, run_script, experts_cli
+from mim4dd.experts import ExpertStore, train_experts
+from mim4dd.cli import run_script, experts_cli
 from mim4dd.cli import distill_cli, eval_cli
 from mim4dd.mtt import MTTConfig, MTT_TABLE, mtt_preset, mtt_preset_source
 
@@ -50,7 +51,7 @@ def test_image_folder_through_the_three_scripts(tmp_path):
     assert code == 0 and err == [], err
     assert out.startswith('mtt imagefolder ipc=2: ') and len(out.splitlines()) == 1, out
     s = json.loads((tmp_path/'run'/'summary.json').read_text())
-    assert s['mtt_preset'].startswith('derived') and s['experts'] == 's'
+    assert s['mtt_preset'].startswith('derived') and s['config']['experts']['store'] == str((tmp_path/'s').resolve())
     assert ExpertStore(tmp_path/'s').ids() == [0, 1] and not (tmp_path/'run'/'experts').exists()  # the store served
     # the set remembers its folder; --path points at a moved one
     code, out, err = script(tmp_path, 'mim4dd_eval', 'run/distilled.pt', '--n_runs', '1', '--n_epochs', '2', '--quiet')
@@ -103,7 +104,7 @@ def test_mtt_on_digits_at_ipc_5(tmp_path):
     code, lines = inproc('mim4dd_distill', '--out', tmp_path/'o', '--ipc', '5', '--n_experts', '1', *TINY)
     assert (code, lines) == (0, [])
     s = json.loads((tmp_path/'o'/'summary.json').read_text())
-    assert s['mtt_preset'] == 'derived: the digits IPC 10 row (ours) with ZCA off' and s['config']['ipc'] == 5
+    assert s['mtt_preset'] == 'derived: the digits IPC 10 row (ours) with ZCA off' and s['config']['loop']['ipc'] == 5
 
 def test_load_distilled_and_export(tmp_path):
     folder = pics(tmp_path)

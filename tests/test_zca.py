@@ -7,6 +7,7 @@ from mim4dd.augment import ZCA
 from mim4dd.experts import ExpertStore, fit_zca, apply_zca, zca_identity
 from mim4dd.distill import DistillConfig, Distiller, DistilledSet
 from mim4dd.cli import distill_run
+from mim4dd.spec import RunSpec
 
 @pytest.fixture(autouse=True)
 def one_thread():
@@ -24,7 +25,10 @@ def test_experts_distillation_and_evaluation_share_one_transform(tmp_path, monke
     monkeypatch.setattr(mim4dd.cli, 'evaluate_set', spy)
     cfg = DistillConfig(dataset='cifar10', ipc=1, iterations=1, syn_steps=1, expert_epochs=1, max_start_epoch=1, batch_real=20)
     assert cfg.mtt_config().zca  # the CIFAR presets whiten
-    distill_run(cfg, tmp_path/'run', data_root=root, n_experts=1, eval_runs=1, eval_epochs=1, progress=False)
+    spec = RunSpec.from_dict(dict(data=dict(name='cifar10', root=str(root)), experts=dict(n_experts=1),
+                                  loop=dict(ipc=1, iterations=1, batch_real=20, device='cpu'),
+                                  mtt=dict(syn_steps=1, expert_epochs=1, max_start_epoch=1), eval=dict(runs=1, epochs=1)))
+    distill_run(spec, tmp_path/'run', progress=False)
 
     train, test = load_dataset('cifar10', root)
     store = ExpertStore(tmp_path/'run'/'experts')

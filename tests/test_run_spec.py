@@ -1,0 +1,74 @@
+"""A run is a value (chapter 21): `mim4dd_distill` writes the resolved `RunSpec` whole as config.json, `--config` reruns it
+bit for bit, `--set` reaches every field and `--help` lists them all."""
+import io, json, subprocess, sys
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+import pytest, torch
+from mim4dd.cli import run_script, distill_cli
+from mim4dd.spec import RunSpec, SECTIONS, spec_fields
+
+BIN = Path(sys.executable).parent
+SMALL = ['--iterations', '3', '--syn_steps', '2', '--max_start_epoch', '1', '--n_experts', '1', '--eval_runs', '1',
+         '--eval_epochs', '2', '--device', 'cpu', '--no-progress']
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads(); torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+def distill(*args):
+    "(exit code, stdout, stderr lines) of mim4dd_distill run in this process"
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err): code = run_script(distill_cli, [str(a) for a in args], prog='mim4dd_distill')
+    return code, out.getvalue(), err.getvalue().splitlines()
+
+def images(folder): return torch.load(Path(folder)/'distilled.pt', weights_only=True)['x']
+
+def test_config_reruns_the_run_bit_for_bit(tmp_path):
+    a, b = tmp_path/'a', tmp_path/'b'
+    code, _, err = distill('--out', a, *SMALL, '--lam_ratio', '0.2', '--set', 'mim.head_warmup=1', 'mtt.lr_img=50')
+    assert code == 0, err
+    written = json.loads((a/'config.json').read_text())
+    spec = RunSpec.from_dict(written)
+    assert (spec.mim.head_warmup, spec.mtt.lr_img, spec.mtt.syn_steps, spec.mim.lam_ratio) == (1, 50., 2, 0.2)
+    assert spec.mim.lam > 0  # the calibrated lambda is what the file holds
+    assert spec.experts.store == str((a/'experts').resolve()) and spec.experts.n_experts == 1
+    nulls = [k for k, *_ in spec_fields() if spec.get(k) is None]
+    assert nulls == ['data.path', 'data.size', 'data.root'], nulls  # only "not an image folder" and "the default location"
+    assert json.loads((a/'summary.json').read_text())['config'] == written
+    code, _, err = distill('--out', b, '--config', a/'config.json', '--no-progress')
+    assert code == 0, err
+    assert torch.equal(images(a), images(b))  # bit-identical
+    assert json.loads((b/'config.json').read_text()) == written
+    assert not (b/'experts').exists()  # the first run's experts served
+
+def test_set_and_config_errors_are_one_line(tmp_path):
+    for args, msg in [(['--set', 'mtt.lr_imgs=3'], "mtt has no field 'lr_imgs'"),
+                      (['--set', 'loop.ipc=2.5'], 'loop.ipc must be an int, got'),
+                      (['--set', 'lr_img=3'], 'section.field=value'),
+                      (['--set', 'mim.tau=-1'], 'tau must be > 0'),
+                      (['--config', tmp_path/'missing.json'], 'no such file')]:
+        code, out, err = distill('--out', tmp_path/'o', *args)
+        assert code == 2 and len(err) == 1 and msg in err[0], (args, err)
+    (tmp_path/'bad.json').write_text('{"loop": {"ipcs": 3}}')
+    code, _, err = distill('--out', tmp_path/'o', '--config', tmp_path/'bad.json')
+    assert code == 2 and "loop has no field 'ipcs'" in err[0] and len(err) == 1
+    assert not (tmp_path/'o').exists()
+
+def test_flags_override_config_only_when_given(tmp_path):
+    (tmp_path/'c.json').write_text(json.dumps({'loop': {'ipc': 10, 'base': 'dm'}, 'mim': {'tau': 0.5}}))
+    from mim4dd.cli import spec_from_flags
+    s = spec_from_flags(dict(ipc=1, tau=0.1, base='mtt', lam=None), tmp_path/'c.json')  # every flag at its default
+    assert (s.loop.ipc, s.loop.base, s.mim.tau) == (10, 'dm', 0.5)
+    s = spec_from_flags(dict(ipc=2, tau=0.1), tmp_path/'c.json', ['mim.tau=0.3'])
+    assert (s.loop.ipc, s.mim.tau) == (2, 0.3)
+
+def test_help_lists_every_field_with_its_default():
+    r = subprocess.run([str(BIN/'mim4dd_distill'), '--help'], capture_output=True, text=True)
+    assert r.returncode == 0
+    lines = r.stdout.splitlines()
+    for key, _, default, doc in spec_fields():
+        hit = [l for l in lines if l.strip().startswith(f'{key}={json.dumps(default)}')]
+        assert len(hit) == 1 and doc[:30] in hit[0], key
+    assert len(spec_fields()) == sum(len(c.__dataclass_fields__) for c in SECTIONS.values()) > 40
