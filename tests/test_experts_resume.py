@@ -1,5 +1,6 @@
 "A store killed (SIGKILL) in the middle of training resumes to exactly the files of an uninterrupted run."
 import os, signal, subprocess, sys, time
+from pathlib import Path
 import torch
 from conftest import ROOT
 from mim4dd.data import load_dataset
@@ -8,7 +9,7 @@ from mim4dd.experts import ExpertStore, train_experts
 KW = dict(n_experts=2, n_epochs=3, width=8, batch_size=32, seed=1)
 
 def _cli(out):
-    cmd = [sys.executable, '-m', 'mim4dd.experts', '--out', str(out), '--device', 'cpu', '--no-progress']
+    cmd = [sys.executable, str(Path(sys.executable).parent/'mim4dd_experts'), '--out', str(out), '--device', 'cpu', '--no-progress']
     cmd += [a for k, v in KW.items() for a in (f'--{k}', str(v))]
     env = dict(os.environ, OMP_NUM_THREADS='1', TQDM_DISABLE='1', PYTHONPATH=str(ROOT))
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
