@@ -2,13 +2,18 @@
 
 Times `plain` (bench/mtt_speed.py's copy of MTT's loop) and `full` (mim4dd's TrajectoryMatcher) in ONE process,
 interleaved iteration by iteration, so that clock, cache and load drift hit both alike; then counts the operators
-each dispatches (torch.profiler) and, on a GPU, their kernel time. Appends one record per setting to
+each dispatches (torch.profiler) and, on a GPU, their kernel time; `--ops` adds where one iteration's time goes, operator
+by operator (self time of the 20 most costly aten operators) and by kind (convolutions forward/backward/double backward,
+instance norm, pooling, DSA's resampling, matmuls, element-wise and reductions, copies and views: the flat-parameter
+plumbing). Shares of self time hold on a loaded machine better than seconds do. Appends one record per setting to
 bench/results/unroll_profile.jsonl.
 
     python bench/profile_unroll.py                                  # CPU, one thread: digits and CIFAR-10 shapes
     python bench/profile_unroll.py --device cuda --shape cifar10 --ipc 1 10 --repeats 20
+    python bench/profile_unroll.py --shape cifar10 --ipc 1 --syn_steps 50 --repeats 2 --warmup 1 --ops    # issue 14's settings
+    python bench/profile_unroll.py --shape cifar10 --ipc 10 --syn_steps 30 --repeats 1 --warmup 1 --ops
 """
-import argparse, sys, time
+import argparse, os, sys, time
 from pathlib import Path
 import torch
 
@@ -32,7 +37,28 @@ def setting(shape:str, ipc:int, n:int, dev):
             'full': run(lambda: m.loss_and_grad(x, y, step))}
 
 
-def measure(fs:dict, repeats:int, warmup:int, dev) -> dict:
+# kinds of operator, first match wins (aten names, lower case)
+KINDS = (('convolution', ('conv',)), ('instance norm', ('norm',)), ('pooling', ('pool',)),
+         ('DSA resampling', ('grid_sampler', 'affine_grid')), ('matmul', ('mm', 'matmul', 'linear')),
+         ('copies and views', ('copy', 'view', 'reshape', 'cat', 'stack', 'split', 'slice', 'select', 'index', 'clone',
+                               'expand', 'permute', 'transpose', 'as_strided', 'contiguous', 'unbind', 'narrow', 'flatten',
+                               'empty', 'zeros', 'ones', 'fill', 'detach', 'alias', 'to', '_to_copy')),
+         ('element-wise and reductions', ('',)))
+
+def kind(op:str) -> str:
+    name = op.split('::')[-1].lower()
+    return next(k for k, subs in KINDS if any(s in name for s in subs))
+
+def op_shares(ev) -> tuple:
+    "(20 most costly aten operators by self CPU time, share of self time per kind) of one profiled iteration"
+    rows = sorted(((e.key, e.count, e.self_cpu_time_total / 1e3) for e in ev if e.key.startswith('aten::')), key=lambda r: -r[2])
+    total = sum(r[2] for r in rows) or 1.
+    top = [dict(op=o, calls=c, self_ms=round(ms, 2), share=round(ms / total, 4)) for o, c, ms in rows[:20]]
+    kinds = {k: 0. for k, _ in KINDS}
+    for o, _, ms in rows: kinds[kind(o)] += ms / total
+    return top, {k: round(v, 4) for k, v in kinds.items()}
+
+def measure(fs:dict, repeats:int, warmup:int, dev, ops:bool=False) -> dict:
     sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
     times = {k: [] for k in fs}
     for r in range(warmup + repeats):
@@ -47,6 +73,7 @@ def measure(fs:dict, repeats:int, warmup:int, dev) -> dict:
             f(); sync()
         ev = prof.key_averages()
         out[f'{k}_ops'] = int(sum(e.count for e in ev if e.key.startswith('aten::')))
+        if ops: out[f'{k}_top_ops'], out[f'{k}_kinds'] = op_shares(ev)
         if dev.type == 'cuda':
             out[f'{k}_kernel_ms'] = sum(getattr(e, 'self_device_time_total', 0) for e in ev) / 1e3
             out[f'{k}_launches'] = int(sum(e.count for e in ev if e.key.startswith('cudaLaunchKernel')))
@@ -64,6 +91,7 @@ def main():
     ap.add_argument('--warmup', type=int, default=2)
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--dry', action='store_true', help='print, do not write')
+    ap.add_argument('--ops', action='store_true', help='record the per-operator and per-kind shares of self time')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
@@ -71,8 +99,9 @@ def main():
         for ipc in a.ipc:
             rec = dict(shape=shape, ipc=ipc, syn_steps=a.syn_steps, repeats=a.repeats, threads=a.threads,
                        device=device_name(a.device) if dev.type == 'cuda' else device_name('cpu'),
-                       **measure(setting(shape, ipc, a.syn_steps, dev), a.repeats, a.warmup, dev))
-            print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()}, flush=True)
+                       load=os.getloadavg()[0], command='python bench/profile_unroll.py ' + ' '.join(sys.argv[1:]),
+                       **measure(setting(shape, ipc, a.syn_steps, dev), a.repeats, a.warmup, dev, a.ops))
+            print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items() if 'top_ops' not in k}, flush=True)
             if not a.dry: write_record('unroll_profile', **rec)
 
 
