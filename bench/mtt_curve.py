@@ -10,7 +10,8 @@ far). Iteration 0 is the random real start. Records (bench/results/mtt_curve.jso
 accuracy, the step size and the mean matching loss since the last point; herding and DM of the newest
 bench/results/evidence.jsonl rows of the dataset and IPC are read by the experiments notebook, not copied here.
 """
-import argparse, json, os, sys, time
+import argparse, os, sys, time
+from dataclasses import asdict
 from pathlib import Path
 import numpy as np, torch
 
@@ -52,9 +53,9 @@ def main(argv=None):
     ev = eval_kw(a.dataset, a.ipc)
     d = Distiller(cfg, train, store)
     common = dict(dataset=a.dataset, ipc=a.ipc, seed=a.seed, experts=f"{b['n_experts']} x {b['train_epochs']} epochs",
-                  mtt={k: v for k, v in json.loads(json.dumps(d.base.mcfg.__dict__)).items()}, overrides=over,
+                  mtt=asdict(d.base.mcfg), overrides=over,
                   eval=ev, device=device_name('cpu'), note=a.note, iterations_total=a.iterations)
-    t0, secs = time.time(), 0.
+    secs = 0.
     while True:
         x, lr = d.x_syn.detach().clone(), d.base.syn_lr()
         res = evaluate_set(x, d.y_syn, test, **ev, seed=a.seed, lr=lr if d.iteration else 0.01)

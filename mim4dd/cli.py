@@ -311,7 +311,7 @@ def distill_run(spec:RunSpec, out, progress:bool=True) -> dict:
     e = spec.eval
     res = evaluate_distilled(ds, test, e.protocol, e.runs, e.epochs, cfg.seed, e.arch, progress=progress, device=device)
     summary = dict(config=spec.to_dict(), device=str(device), distill_seconds=seconds, eval=res.to_dict(),
-                   mtt_preset=mtt_preset_source(cfg.dataset, cfg.ipc, train.info) if cfg.base == 'mtt' else None)
+                   mtt_preset=mtt_preset_source(cfg.dataset, cfg.ipc, train.info) if store is not None else None)
     (out/'summary.json').write_text(json.dumps(summary, indent=1, default=str))
     return summary
 

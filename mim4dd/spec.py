@@ -16,7 +16,7 @@ from fastcore.basics import patch
 from fastcore.docments import docments
 from .nets import get_network, NETWORKS
 from .evaluate import PROTOCOLS
-from .distill import DistillConfig
+from .distill import DistillConfig, MTT_FIELDS
 
 # %% ../nbs/21_spec.ipynb #969f6c24
 @dataclass
@@ -152,8 +152,6 @@ DISTILL_FIELDS = dict(
     syn_steps='mtt.syn_steps', expert_epochs='mtt.expert_epochs', max_start_epoch='mtt.max_start_epoch', lr_img='mtt.lr_img',
     lr_lr='mtt.lr_lr', syn_lr_init='mtt.syn_lr_init', batch_syn='mtt.batch_syn', syn_lr_param='mtt.syn_lr_param',
     zca='mtt.zca', mode='mtt.mode', lr_img_dm='dm.lr_img')
-_MTT_PRESET_KEYS = ('syn_steps', 'expert_epochs', 'max_start_epoch', 'lr_img', 'lr_lr', 'syn_lr_init', 'batch_syn',
-                    'syn_lr_param', 'zca', 'momentum')
 
 @dataclass
 class RunSpec:
@@ -253,9 +251,8 @@ def check(self:RunSpec) -> RunSpec:
 def resolve(self:RunSpec, info, # the data's DatasetInfo (picks the MTT row of an image folder)
             out=None) -> RunSpec: # the run folder (the default home of the experts)
     "The spec with every default settled: MTT's preset merged, the experts' folder and length, the MIM layers, the epochs"
-    self.check()
     m = self.distill_config().mtt_config(info)
-    mtt = replace(self.mtt, **{k: getattr(m, k) for k in _MTT_PRESET_KEYS})
+    mtt = replace(self.mtt, **{k: getattr(m, k) for k in MTT_FIELDS})
     mtt.batch_syn = mtt.batch_syn or 0  # the spec's word for 'every image'
     absolute = lambda p: None if p is None else str(Path(p).expanduser().resolve())  # the file reruns from any folder
     store = absolute(self.experts.store or (Path(out)/'experts' if out is not None else None))
