@@ -3,29 +3,33 @@
     python bench/evidence.py --datasets digits --ipcs 1 10          # CPU-sized defaults (see BUDGET)
     python bench/evidence.py --datasets mnist --ipcs 1 --methods random herding mtt mtt+mim
     python bench/evidence.py --datasets mnist --ipcs 10 --methods mtt mtt+mim --device cuda --iterations 150 --out evidence_gpu
+    python bench/evidence.py --datasets mnist --ipcs 10 --methods mtt --threads 1 &          # base and +MIM on a core each,
+    python bench/evidence.py --datasets mnist --ipcs 10 --methods mtt+mim --threads 1; wait  # one commit, then pair them:
+    python bench/evidence.py --datasets mnist --ipcs 10 --methods mtt+mim --pair
 
 Every distilled method gets the same experts, seeds, initial images and iteration budget; the MIM weight lam is
 calibrated once (seed 0) so that lam * L_MIM is `--ratio` of the base loss at the start, then fixed for all seeds.
 Each seed's set is evaluated with `--eval-runs` fresh ConvNets under MTT's protocol (shortened epochs are in the
 protocol string). Records (JSON Lines, bench/results/evidence.jsonl): one per (dataset, ipc, method) with
-acc_mean/acc_std over seeds, plus one per (dataset, ipc, base) with the paired difference base+MIM minus base and
+acc_mean/acc_std over seeds and, for a distilled method, its run spec (`spec`, mim4dd.spec; each seed's is the same with
+its loop.seed), plus one per (dataset, ipc, base) with the paired difference base+MIM minus base and
 a paired t-test and sign count over seeds.
 
 """
 import argparse, json, os, sys, time
-from dataclasses import asdict
 from pathlib import Path
 import numpy as np, torch
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import device_name, write_record
+from bench.common import RESULTS, device_name, write_record
 from mim4dd.coreset import herding_coreset
 from mim4dd.data import load_dataset
-from mim4dd.distill import DistillConfig, Distiller, calibrate_lam, make_generators
+from mim4dd.distill import Distiller, calibrate_lam, make_generators
 from mim4dd.evaluate import evaluate_set
 from mim4dd.experts import ExpertStore, train_experts, build_net
 from mim4dd.nets import load_flat_params_
+from mim4dd.spec import RunSpec
 
 ROOTS = {k: Path(__file__).resolve().parents[2] / 'shared' / 'data' for k in ('mnist', 'cifar10')}  # cifar10: the JPEG q75 copy
 # CPU-sized budgets: experts, and per IPC the MTT settings and the iterations shared by every distilled method.
@@ -61,6 +65,16 @@ def distill_kw(name:str, ipc:int, base:str) -> dict:
     if base == 'mtt': return dict(kw, iterations=b['iterations'][ipc], **b['mtt'][ipc])
     return dict(kw, iterations=b['dm_iterations'][ipc], **b.get('dm_kw', {}))
 
+def budget_spec(name:str, ipc:int, base:str, work='runs/evidence', eval_runs=None, device='cpu', **overrides) -> RunSpec:
+    """The run spec (mim4dd.spec) of the budget for (dataset, ipc, base method): its experts (store WORK/<dataset>/experts),
+    loop, base method and evaluation; `overrides` are DistillConfig fields (seed, lam, critic, iterations, ...)"""
+    b, ev = BUDGET[name], eval_kw(name, ipc, eval_runs)
+    flat = RunSpec.from_dict(dict(distill_kw(name, ipc, base), **overrides)).to_dict()
+    flat['experts'] = dict(store=str(Path(work) / name / 'experts'), n_experts=b['n_experts'], train_epochs=b['train_epochs'])
+    flat['eval'] = dict(runs=ev['n_runs'], epochs=ev['n_epochs'])
+    flat['loop']['device'] = str(device)
+    return RunSpec.from_dict(flat).check()
+
 def eval_kw(name:str, ipc:int, eval_runs=None) -> dict:
     "evaluate_set settings of the budget (n_runs, n_epochs, n_evals); `eval_runs` overrides the budget's"
     b = BUDGET[name]
@@ -84,7 +98,15 @@ def main(argv=None):
     ap.add_argument('--iterations', type=int, help="override the budget's distillation iterations (every distilled method)")
     ap.add_argument('--data_root', help='folder holding the dataset files (default: ../shared/data for MNIST)')
     ap.add_argument('--ensemble', action='store_true', help='evaluate the runs side by side (default: one at a time, as the older records)')
+    ap.add_argument('--pair', action='store_true', help='only pair the newest base and base+MIM records of each dataset, IPC and base '
+                    '(written by two processes of one commit) into OUT_paired.jsonl')
     a = ap.parse_args(argv)
+    if a.pair:
+        for name in a.datasets:
+            for ipc in a.ipcs:
+                for base in {m.split('+')[0] for m in a.methods if m.endswith('+mim')}:
+                    print(pair_records(name, ipc, base, a.out))
+        return
     if a.threads: torch.set_num_threads(a.threads)
     for name in a.datasets:
         b = BUDGET[name]
@@ -112,15 +134,18 @@ def main(argv=None):
                     elif method == 'herding':
                         x, y = herding_coreset(train, ipc, embedder); lr = 0.01
                     else:
-                        kw = dict(distill_kw(name, ipc, base), seed=seed, **({'iterations': a.iterations} if a.iterations else {}))
+                        kw = dict(seed=seed, **({'iterations': a.iterations} if a.iterations else {}))
+                        spec = budget_spec(name, ipc, base, a.work, a.eval_runs, a.device, **kw)
                         if method.endswith('+mim'):
-                            if base not in lams: lams[base] = calibrate_lam(DistillConfig(**kw, critic=a.critic), train, store, ratio=a.ratio, device=a.device)
-                            kw.update(lam=lams[base], critic=a.critic)
-                        cfg = DistillConfig(**kw)
+                            if base not in lams:
+                                lams[base] = calibrate_lam(budget_spec(name, ipc, base, a.work, a.eval_runs, a.device, **kw, critic=a.critic).distill_config(),
+                                                           train, store, ratio=a.ratio, device=a.device)
+                            spec = budget_spec(name, ipc, base, a.work, a.eval_runs, a.device, **kw, lam=lams[base], critic=a.critic)
+                        cfg = spec.distill_config()
                         tag = f"{method}_ipc{ipc}_seed{seed}"
                         ds = Distiller(cfg, train, store if base == 'mtt' else None, device=a.device).run(work / tag, progress=False)
                         x, y, lr = ds.x, ds.y, ds.eval_lr
-                        extra = dict(lam=cfg.lam, iterations=cfg.iterations, batch_real=cfg.batch_real,
+                        extra = dict(spec=spec.override(f'loop.seed={a.seeds[0]}').to_dict(), lam=cfg.lam, iterations=cfg.iterations, batch_real=cfg.batch_real,
                                      **(dict(critic=cfg.critic, negatives=cfg.negatives, mim_aug=cfg.mim_aug, tau=cfg.tau,
                                              head_warmup=cfg.head_warmup) if method.endswith('+mim') else {}),
                                      **({k: v for k, v in b['mtt'][ipc].items()} if base == 'mtt' else {}))
@@ -133,12 +158,33 @@ def main(argv=None):
                              seconds=secs, expert_seconds=expert_secs, load=os.getloadavg()[0], **extra)
             for base in ('mtt', 'dm'):
                 if base in accs and f'{base}+mim' in accs:
-                    d = np.array(accs[f'{base}+mim']) - np.array(accs[base])
-                    t = stats.ttest_rel(accs[f'{base}+mim'], accs[base]) if len(d) > 1 and d.std() > 0 else None
-                    write_record(a.out + '_paired', **common, method=f'{base}+mim - {base}', protocol=protocol,
-                                 diff_mean=float(d.mean()), diff_std=float(d.std(ddof=1)) if len(d) > 1 else 0.,
-                                 n_pos=int((d > 0).sum()), n_seeds=len(d), t=float(t.statistic) if t else None,
-                                 p_value=float(t.pvalue) if t else None, lam=lams.get(base), seconds=0.,
-                                 per_seed=d.tolist())
+                    write_pair(a.out, common, base, accs[base], accs[f'{base}+mim'], lams.get(base), protocol)
+
+def write_pair(out:str, common:dict, base:str, acc_base:list, acc_mim:list, lam, protocol, **extra):
+    "The paired record of base+MIM against base over the same seeds: mean and spread of the differences, sign count, paired t-test"
+    d = np.array(acc_mim) - np.array(acc_base)
+    t = stats.ttest_rel(acc_mim, acc_base) if len(d) > 1 and d.std() > 0 else None
+    return write_record(out + '_paired', **common, method=f'{base}+mim - {base}', protocol=protocol,
+                        diff_mean=float(d.mean()), diff_std=float(d.std(ddof=1)) if len(d) > 1 else 0.,
+                        n_pos=int((d > 0).sum()), n_seeds=len(d), t=float(t.statistic) if t else None,
+                        p_value=float(t.pvalue) if t else None, lam=lam, seconds=0., per_seed=d.tolist(), **extra)
+
+COMMON = ('dataset', 'ipc', 'device', 'note', 'experts', 'eval_runs', 'n_evals')
+
+def pair_records(name:str, ipc:int, base:str, out:str='evidence', results=None) -> dict:
+    """Pair the newest `base` and `base+mim` records of (name, ipc) in bench/results/OUT.jsonl when two processes of one
+    commit wrote them (e.g. one core each); refuses records of different commits, seeds or protocols"""
+    path = Path(results or RESULTS) / f'{out}.jsonl'
+    rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+    newest = {}
+    for r in rows:
+        if r.get('dataset') == name and r.get('ipc') == ipc and r.get('method') in (base, f'{base}+mim'): newest[r['method']] = r
+    if len(newest) < 2: raise SystemExit(f'{path}: no {base} and {base}+mim records of {name} IPC {ipc} to pair')
+    b, m = newest[base], newest[f'{base}+mim']
+    for k in ('commit', 'seeds', 'protocol', 'experts'):
+        if b.get(k) != m.get(k): raise SystemExit(f'{name} IPC {ipc}: the newest {base} and {base}+mim records differ in {k} ({b.get(k)!r} vs {m.get(k)!r})')
+    if b['commit'].endswith('+dirty'): raise SystemExit(f'{name} IPC {ipc}: the records come from an uncommitted tree ({b["commit"]}); not paired')
+    return write_pair(out, {k: m.get(k) for k in COMMON}, base, b['per_seed'], m['per_seed'], m.get('lam'), m['protocol'],
+                      commit=m['commit'], paired_by=f"the newest {base} and {base}+mim records of {out}.jsonl ({b['time']}, {m['time']})")
 
 if __name__ == '__main__': main()

@@ -46,7 +46,6 @@ Every device-dependent call takes `--device` (train_experts, calibrate_lam, Dist
 draw is on CPU generators, so the CPU and the GPU distil from the same starts.
 """
 import argparse, os, shutil, sys, tempfile, time
-from dataclasses import replace
 from pathlib import Path
 import numpy as np, torch
 
@@ -56,8 +55,9 @@ from bench.common import device_name, write_record
 from mim4dd.augment import ZCA
 from mim4dd.cli import evaluate_distilled
 from mim4dd.data import load_dataset, make_fake
-from mim4dd.distill import DistillConfig, Distiller, calibrate_lam
+from mim4dd.distill import Distiller, calibrate_lam
 from mim4dd.experts import ExpertStore, fit_zca, train_experts
+from mim4dd.spec import RunSpec
 
 LABEL = 'CIFAR-10 (JPEG q75 copy)'
 SIZES = {
@@ -148,15 +148,19 @@ def _main(argv=None):
             for method in ('mtt', 'mtt+mim'):
                 if late():
                     rec(ipc=ipc, method=method, seed=seed, skipped=f'time limit {limit} s reached'); continue
-                cfg = DistillConfig(dataset='cifar10', ipc=ipc, base='mtt', iterations=iterations, seed=seed,
-                                    batch_real=size['batch_real'], checkpoint_every=0, zca=size['zca'], **b)
+                spec = RunSpec.from_dict(dict(data=dict(name='cifar10', root=None if root is None else str(root)),
+                                              experts=dict(store=str(store.root), n_experts=len(expert_acc), train_epochs=size['train_epochs']),
+                                              loop=dict(base='mtt', ipc=ipc, iterations=iterations, seed=seed, batch_real=size['batch_real'],
+                                                        checkpoint_every=0, device=str(a.device)),
+                                              mtt=dict(b, zca=size['zca']), eval=dict(runs=size['eval_runs'], epochs=size['eval_epochs'])))
+                cfg = spec.distill_config()
                 t0 = time.time()
                 try:
                     if method == 'mtt+mim':
                         if lam is None:
                             lam = calibrate_lam(cfg, train, store, ratio=a.ratio, n=size['calib_n'], device=a.device)
                             secs[f'calibrate_ipc{ipc}'] = time.time() - t0; t0 = time.time()
-                        cfg = replace(cfg, lam=lam)
+                        spec = spec.override(f'mim.lam={lam!r}'); cfg = spec.distill_config()
                     d = Distiller(cfg, train, store, device=a.device)
                     start = d.result()  # iteration 0: the random real images both methods start from
                     ds = d.run(progress=False)
@@ -171,7 +175,7 @@ def _main(argv=None):
                     rec(ipc=ipc, method=name, seed=seed, acc=r.acc_final_mean, acc_std=r.acc_final_std, accs=r.accs,
                         acc_best=r.acc_best_mean, protocol=r.protocol, eval_lr=r.lr, eval_seconds=r.seconds,
                         **({} if name == 'random' else dict(
-                            lam=cfg.lam, iterations=iterations, mtt=dict(b), zca=size['zca'], syn_lr_final=ds.syn_lr,
+                            spec=spec.to_dict(), lam=cfg.lam, iterations=iterations, mtt=dict(b), zca=size['zca'], syn_lr_final=ds.syn_lr,
                             loss_first=losses[0], loss_last10=float(np.mean(losses[-10:])), distill_seconds=distill_s,
                             seconds_per_iteration=distill_s / iterations)),
                         load=os.getloadavg()[0])

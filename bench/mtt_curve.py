@@ -2,9 +2,10 @@
 question: is MTT below herding because it stops too early, or does it plateau there?).
 
     python bench/mtt_curve.py --dataset mnist --ipc 1 --iterations 200 --every 25 --threads 1      # ~25 min on one core
-    python bench/mtt_curve.py --dataset mnist --ipc 1 --set syn_lr_param=raw --note "raw step size"
+    python bench/mtt_curve.py --dataset mnist --ipc 1 --set mtt.syn_lr_param=raw --note "raw step size"
 
-One distillation (the budget of bench/evidence.py: its experts, store and settings, `--set` overrides DistillConfig fields),
+One distillation (the run spec of bench/evidence.py's budget: its experts, store and settings; `--set` changes any field of
+the spec, mim4dd.spec),
 stopped every `--every` iterations to evaluate the set as it stands (the budget's evaluation, at the step size learned so
 far). Iteration 0 is the random real start. Records (bench/results/mtt_curve.jsonl): one per evaluation point with the
 accuracy, the step size and the mean matching loss since the last point; herding and DM of the newest
@@ -17,43 +18,32 @@ import numpy as np, torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import device_name, write_record
-from bench.evidence import BUDGET, ROOTS, distill_kw, eval_kw
+from bench.evidence import ROOTS, budget_spec, eval_kw
 from mim4dd.data import load_dataset
-from mim4dd.distill import DistillConfig, Distiller
+from mim4dd.distill import Distiller
 from mim4dd.evaluate import evaluate_set
 from mim4dd.experts import ExpertStore, train_experts
-from mim4dd.spec import _coerce
-import typing
-
-def parse_sets(sets) -> dict:
-    "--set key=value pairs for DistillConfig fields, read by the field's type"
-    hints, out = typing.get_type_hints(DistillConfig), {}
-    for s in sets:
-        k, _, v = s.partition('=')
-        if k not in hints: raise SystemExit(f'--set {s}: DistillConfig has no field {k!r}')
-        out[k] = _coerce(k, hints[k], v)
-    return out
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--dataset', default='mnist'); ap.add_argument('--ipc', type=int, default=1)
     ap.add_argument('--iterations', type=int, default=200); ap.add_argument('--every', type=int, default=25)
     ap.add_argument('--seed', type=int, default=0)
-    ap.add_argument('--set', nargs='*', default=[], help='DistillConfig overrides, e.g. syn_lr_param=raw lr_img=1000')
+    ap.add_argument('--set', nargs='*', default=[], help='run spec fields, e.g. mtt.syn_lr_param=raw mtt.lr_img=1000')
     ap.add_argument('--work', default='runs/evidence', help="experts are read from (or trained into) WORK/<dataset>/experts")
     ap.add_argument('--threads', type=int); ap.add_argument('--note', default=''); ap.add_argument('--out', default='mtt_curve')
     a = ap.parse_args(argv)
     if a.threads: torch.set_num_threads(a.threads)
-    b = BUDGET[a.dataset]
+    try: spec = budget_spec(a.dataset, a.ipc, 'mtt', a.work, iterations=a.iterations, seed=a.seed).override(*a.set).check()
+    except ValueError as e: raise SystemExit(f'mtt_curve: {e}')
     train, test = load_dataset(a.dataset, root=ROOTS.get(a.dataset))
-    store = ExpertStore(Path(a.work)/a.dataset/'experts')
-    train_experts(train, test, store, n_experts=b['n_experts'], n_epochs=b['train_epochs'], seed=0, progress=True)
-    over = parse_sets(a.set)
-    cfg = DistillConfig(**dict(distill_kw(a.dataset, a.ipc, 'mtt'), iterations=a.iterations, seed=a.seed, **over))
-    ev = eval_kw(a.dataset, a.ipc)
-    d = Distiller(cfg, train, store)
-    common = dict(dataset=a.dataset, ipc=a.ipc, seed=a.seed, experts=f"{b['n_experts']} x {b['train_epochs']} epochs",
-                  mtt=asdict(d.base.mcfg), overrides=over,
+    e = spec.experts
+    store = ExpertStore(e.store)
+    train_experts(train, test, store, n_experts=e.n_experts, n_epochs=e.train_epochs, seed=0, progress=True)
+    ev = dict(eval_kw(a.dataset, a.ipc), n_runs=spec.eval.runs, n_epochs=spec.eval.epochs)  # n_evals: the budget's
+    d = Distiller(spec.distill_config(), train, store)
+    common = dict(dataset=a.dataset, ipc=a.ipc, seed=a.seed, experts=f"{e.n_experts} x {e.train_epochs} epochs",
+                  mtt=asdict(d.base.mcfg), overrides=a.set, spec=spec.to_dict(),
                   eval=ev, device=device_name('cpu'), note=a.note, iterations_total=a.iterations)
     secs = 0.
     while True:

@@ -19,9 +19,9 @@ from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import device_name, write_record
-from bench.evidence import BUDGET, ROOTS, distill_kw, eval_kw
+from bench.evidence import BUDGET, ROOTS, budget_spec, eval_kw
 from mim4dd.data import load_dataset
-from mim4dd.distill import DistillConfig, Distiller, calibrate_lam
+from mim4dd.distill import Distiller, calibrate_lam
 from mim4dd.evaluate import evaluate_set
 from mim4dd.experts import ExpertStore, train_experts, build_net, model_config
 
@@ -65,18 +65,19 @@ def main(argv=None):
     work = Path(a.work) / name
     store = ExpertStore(Path(a.experts) / name / 'experts')
     if a.base == 'mtt': train_experts(train, test, store, n_experts=b['n_experts'], n_epochs=b['train_epochs'], seed=0)
-    kw0, ev = dict(distill_kw(name, ipc, a.base), critic=a.critic), eval_kw(name, ipc, a.eval_runs)
+    ev = eval_kw(name, ipc, a.eval_runs)
     with torch.no_grad(): n_layers = len(build_net(model_config(train)).features(train.x[:2]))  # blocks the MIM term can tap
     pts = [p for p in points(n_layers) if a.only is None or p['ratio'] == 0 or
            any(p[k] != DEFAULT[k] for k in a.only) or p == DEFAULT]
     base_acc = None
     for p in pts:
         t0, lam, accs = time.time(), 0.0, []
-        cfg_kw = dict(kw0, gamma=p['gamma'], tau=p['tau'], layers=p['layers'], negatives=p['negatives'], heads=p['heads'],
-                      head_warmup=p['warmup'])
-        if p['ratio'] > 0: lam = calibrate_lam(DistillConfig(**cfg_kw, seed=0), train, store, ratio=p['ratio'])
+        spec = budget_spec(name, ipc, a.base, a.experts, a.eval_runs, critic=a.critic, gamma=p['gamma'], tau=p['tau'],
+                           layers=p['layers'], negatives=p['negatives'], heads=p['heads'], head_warmup=p['warmup'])
+        if p['ratio'] > 0: lam = calibrate_lam(spec.override('loop.seed=0').distill_config(), train, store, ratio=p['ratio'])
+        spec = spec.override(f'mim.lam={lam!r}')
         for seed in a.seeds:
-            cfg = DistillConfig(**cfg_kw, seed=seed, lam=lam)
+            cfg = spec.override(f'loop.seed={seed}').distill_config()
             ds = Distiller(cfg, train, store if a.base == 'mtt' else None).run(work / tag(a.base, ipc, p, seed), progress=False)
             res = evaluate_set(ds.x, ds.y, test, **ev, seed=seed, lr=ds.eval_lr)
             accs.append(res.acc_final_mean)
@@ -92,6 +93,7 @@ def main(argv=None):
                      negatives=p['negatives'], heads=p['heads'], head_warmup=p['warmup'], load=os.getloadavg()[0],
                      diff_mean=None if d is None else float(d.mean()), p_value=None if t is None else float(t.pvalue),
                      n_pos=None if d is None else int((d > 0).sum()), eval_runs=ev['n_runs'], n_evals=ev['n_evals'],
-                     experts=f"{b['n_experts']} x {b['train_epochs']} epochs" if a.base == 'mtt' else None)
+                     experts=f"{b['n_experts']} x {b['train_epochs']} epochs" if a.base == 'mtt' else None,
+                     spec=spec.override(f'loop.seed={a.seeds[0]}').to_dict())
 
 if __name__ == '__main__': main()

@@ -34,6 +34,11 @@ class ExpertSpec:
     store:Optional[str]=None      # folder of an expert store; any matching store of enough epochs serves (null: OUT/experts)
     n_experts:int=0               # at least this many, trained into the store when missing (0: those there are; 10 for a new store)
     train_epochs:int=0            # epochs each newly trained expert trains for (0: what the run reads, max_start_epoch - 1 + expert_epochs)
+    lr:float=0.01                 # SGD learning rate of a new expert (no momentum, no weight decay)
+    batch_size:int=256            # SGD batch size of a new expert
+    dsa:bool=True                 # train new experts with DSA (the dataset's strategy)
+    seed:int=0                    # expert i trains from expert_seed(seed, i)
+    half:bool=False               # store new trajectories in float16
 
 @dataclass
 class LoopSpec:
@@ -234,13 +239,21 @@ def distill_config(self:RunSpec) -> DistillConfig:
     return DistillConfig(**kw)
 
 @patch
+def expert_kw(self:RunSpec) -> dict:
+    "How new experts train (`train_experts` settings), from the `experts` section"
+    e = self.experts
+    return dict(lr=e.lr, batch_size=e.batch_size, dsa_strategy='auto' if e.dsa else None, seed=e.seed, half=e.half)
+
+@patch
 def check(self:RunSpec) -> RunSpec:
     "Every setting a run can refuse before it loads anything; returns the spec"
     cfg = self.distill_config()
     if self.loop.base == 'mtt': cfg.mtt_config()  # the preset's fields with the overrides make a valid MTTConfig
     if self.eval.runs < 1: raise ValueError(f'eval.runs must be >= 1, got {self.eval.runs}')
-    for key in ('experts.n_experts', 'experts.train_epochs', 'eval.epochs'):
+    for key in ('experts.n_experts', 'experts.train_epochs', 'eval.epochs', 'experts.seed'):
         if self.get(key) < 0: raise ValueError(f'{key} must be >= 0, got {self.get(key)}')
+    if not self.experts.lr > 0: raise ValueError(f'experts.lr must be > 0, got {self.experts.lr}')
+    if self.experts.batch_size < 1: raise ValueError(f'experts.batch_size must be >= 1, got {self.experts.batch_size}')
     if not (self.mim.lam_ratio >= 0 and math.isfinite(self.mim.lam_ratio)): raise ValueError(f'mim.lam_ratio must be >= 0, got {self.mim.lam_ratio}')
     if self.eval.protocol not in PROTOCOLS: raise ValueError(f"eval.protocol must be one of {', '.join(PROTOCOLS)}, got {self.eval.protocol!r}")
     for key in ('loop.arch', 'eval.arch'):

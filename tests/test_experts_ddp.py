@@ -5,6 +5,7 @@ import torch
 from conftest import ROOT
 from mim4dd.data import load_dataset
 from mim4dd.experts import ExpertStore, train_experts
+from mim4dd.spec import RunSpec
 
 ARGS = dict(n_experts=5, n_epochs=2, width=8, batch_size=128, seed=3)
 
@@ -36,7 +37,10 @@ def test_torchrun_two_ranks(tmp_path):
     store = ExpertStore(out)
     assert store.ids() == list(range(5))
     for i in store.ids(): assert store.manifest(i)['written_by'] == dict(rank=i % 2, world_size=2)
-    assert sorted(p.name for p in out.iterdir()) == [f'expert_{i:05d}.pt' for i in range(5)]  # no partial or tmp left
+    assert sorted(p.name for p in out.iterdir()) == [f'expert_{i:05d}.pt' for i in range(5)] + ['spec.json']  # no partial or tmp left
+    spec = RunSpec.load(out/'spec.json')  # the resolved spec the store was trained for, written once (rank 0)
+    assert (spec.experts.n_experts, spec.experts.train_epochs, spec.experts.batch_size, spec.experts.seed) == (5, 2, 128, 3)
+    assert spec.experts.store == str(out.resolve())
     # the same expert as a serial run in this process (its seed depends on its id only); a rerun finds nothing to do
     train, test = load_dataset('digits')
     kw = dict(n_epochs=2, net_kw=dict(width=8), batch_size=128, seed=3)

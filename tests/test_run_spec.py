@@ -72,3 +72,45 @@ def test_help_lists_every_field_with_its_default():
         hit = [l for l in lines if l.strip().startswith(f'{key}={json.dumps(default)}')]
         assert len(hit) == 1 and doc[:30] in hit[0], key
     assert len(spec_fields()) == sum(len(c.__dataclass_fields__) for c in SECTIONS.values()) > 40
+
+def script(func, prog, *args):
+    "(exit code, stdout, stderr lines) of a console script run in this process"
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err): code = run_script(func, [str(a) for a in args], prog=prog)
+    return code, out.getvalue(), err.getvalue().splitlines()
+
+def test_experts_and_eval_read_the_run_spec(tmp_path):
+    "mim4dd_experts --config trains the experts a spec's run reads; mim4dd_eval judges a set as its run's spec says"
+    from mim4dd.cli import experts_cli, eval_cli
+    from mim4dd.experts import ExpertStore
+    spec = RunSpec().override('loop.device=cpu', 'loop.seed=4', 'mtt.syn_steps=2', 'mtt.max_start_epoch=2', 'mtt.expert_epochs=1',
+                              'experts.n_experts=2', 'experts.batch_size=128', 'experts.seed=7', 'eval.runs=1', 'eval.epochs=2',
+                              f"experts.store={tmp_path/'store'}")
+    spec.save(tmp_path/'spec.json')
+    code, out, err = script(experts_cli, 'mim4dd_experts', '--config', tmp_path/'spec.json', '--no-progress')
+    assert code == 0, err
+    store = ExpertStore(tmp_path/'store')
+    assert store.ids() == [0, 1] and json.loads(out)['written'] == [0, 1]
+    tr = store.manifest(0)['training']
+    assert (tr['n_epochs'], tr['batch_size'], tr['seed']) == (2, 128, 7)  # max_start_epoch - 1 + expert_epochs epochs, the spec's SGD
+    written = RunSpec.load(tmp_path/'store'/'spec.json')
+    assert written.experts.train_epochs == 2 and written.mtt.syn_steps == 2  # resolved, whole
+    # flags and --set edit the spec: a third expert, into the same store
+    code, out, err = script(experts_cli, 'mim4dd_experts', '--config', tmp_path/'spec.json', '--set', 'experts.n_experts=3', '--quiet')
+    assert code == 0 and store.ids() == [0, 1, 2], err
+    # the distillation of that spec uses these experts and trains none
+    code, _, err = distill('--out', tmp_path/'run', '--config', tmp_path/'spec.json', '--set', 'loop.iterations=2', '--no-progress')
+    assert code == 0, err
+    assert len(ExpertStore(tmp_path/'store')) == 3 and not (tmp_path/'run'/'experts').exists()
+    # mim4dd_eval: the run's eval section and seed by default, the flags over them
+    code, out, err = script(eval_cli, 'mim4dd_eval', tmp_path/'run'/'distilled.pt', '--no-progress')
+    assert code == 0, err
+    res = json.loads(next((tmp_path/'run').glob('eval_ConvNet_*.json')).read_text())
+    assert (res['n_runs'], res['spec']['eval']['epochs'], res['spec']['loop']['seed']) == (1, 2, 4)
+    assert 'epochs=2' in res['protocol']
+    code, out, err = script(eval_cli, 'mim4dd_eval', tmp_path/'run'/'distilled.pt', '--n_runs', '2', '--set', 'eval.epochs=1', '--quiet')
+    assert code == 0, err
+    res = json.loads((tmp_path/'run'/'eval_ConvNet_mtt_epochs1.json').read_text())
+    assert res['n_runs'] == 2 and res['spec']['eval']['runs'] == 2
+    code, out, err = script(eval_cli, 'mim4dd_eval', tmp_path/'run'/'distilled.pt', '--set', 'eval.runs=0')
+    assert code == 2 and len(err) == 1 and 'eval.runs must be >= 1' in err[0], err

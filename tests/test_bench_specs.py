@@ -1,0 +1,39 @@
+"The benchmark scripts build their runs as run specs (chapter 21), and pair records written by two processes of one commit."
+import json, sys
+from dataclasses import asdict
+import pytest
+from conftest import ROOT
+sys.path.insert(0, str(ROOT))
+import bench.common
+from bench.evidence import BUDGET, budget_spec, distill_kw, pair_records
+from mim4dd.distill import DistillConfig
+from mim4dd.spec import RunSpec
+
+@pytest.mark.parametrize('name,ipc,base', [(n, i, b) for n, bud in BUDGET.items() for b in ('mtt', 'dm')
+                                           for i in (bud['mtt'] if b == 'mtt' else bud['dm_iterations'])])
+def test_budget_spec_is_the_budget(name, ipc, base):
+    spec = budget_spec(name, ipc, base, 'w', seed=2, lam=0.3, critic='infonce')
+    cfg = spec.distill_config()
+    want = DistillConfig(**distill_kw(name, ipc, base), seed=2, lam=0.3, critic='infonce')
+    got, want = asdict(cfg), asdict(want)
+    if base == 'dm': want['momentum'] = 0.5  # DM's default, written out by the spec
+    assert got == want
+    assert (spec.experts.n_experts, spec.experts.train_epochs) == (BUDGET[name]['n_experts'], BUDGET[name]['train_epochs'])
+    assert spec.experts.store.endswith(f'w/{name}/experts')
+    assert RunSpec.from_dict(spec.to_dict()) == spec  # what a record holds reads back as the same spec
+
+def _rec(method, per_seed, commit='abc1234', **kw):
+    return dict(dataset='mnist', ipc=1, method=method, per_seed=per_seed, seeds=[0, 1, 2], protocol='mtt(epochs=300)',
+                experts='2 x 3 epochs', commit=commit, time='t', lam=0.01 if '+' in method else None, **kw)
+
+def test_pair_records(tmp_path, monkeypatch):
+    monkeypatch.setattr(bench.common, 'RESULTS', tmp_path)
+    path = tmp_path/'ev.jsonl'
+    rows = [_rec('mtt', [50., 60., 70.], commit='old'), _rec('mtt', [10., 20., 30.]), _rec('mtt+mim', [11., 19., 32.])]
+    path.write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    r = pair_records('mnist', 1, 'mtt', 'ev', results=tmp_path)
+    assert r['per_seed'] == [1., -1., 2.] and r['n_pos'] == 2 and r['commit'] == 'abc1234' and 'paired_by' in r
+    assert json.loads((tmp_path/'ev_paired.jsonl').read_text()) == r
+    with path.open('a') as f: f.write(json.dumps(_rec('mtt+mim', [1., 2., 3.], commit='def5678')) + '\n')
+    with pytest.raises(SystemExit, match='differ in commit'): pair_records('mnist', 1, 'mtt', 'ev', results=tmp_path)
+    with pytest.raises(SystemExit, match='no dm and dm\\+mim records'): pair_records('mnist', 1, 'dm', 'ev', results=tmp_path)
