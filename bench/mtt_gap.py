@@ -44,6 +44,7 @@ from mim4dd.evaluate import evaluate_set
 from mim4dd.experts import ExpertStore, apply_zca, fit_zca, train_experts
 from mim4dd.mtt import Segment, StepSize, TrajectoryMatcher, make_optimizers, mtt_preset, mtt_step
 from mim4dd.nets import get_network
+from mim4dd.spec import RunSpec
 
 class CyclingMatcher(TrajectoryMatcher):
     "The reference's expert order: a shuffled pass over all experts, reshuffled after each pass; start epoch uniform"
@@ -110,6 +111,7 @@ def main(argv=None):
     if a.zca is not None: over['zca'] = bool(a.zca)
     train, test = load_dataset(a.dataset, root=a.data_root or ROOTS.get(a.dataset))
     store = ExpertStore(Path(a.experts) / a.dataset / ('experts' if not over.get('zca', mtt_preset(a.dataset, a.ipc).zca) else 'experts_zca'))
+    store_dir = store.root  # (the store may become a list of its first trajectories below)
     zca = (store.load_zca() or store.save_zca(fit_zca(train))) if mtt_preset(a.dataset, a.ipc, **over).zca else None
     train_experts(train, test, store, n_experts=b['n_experts'], n_epochs=b['train_epochs'], zca=zca, seed=0, device=a.device)
     if len(store.ids()) > b['n_experts']:  # a larger store (e.g. evidence.py's): its first n_experts, as trajectories
@@ -122,7 +124,13 @@ def main(argv=None):
     res = {}
     for param in a.params:
         for sampling in a.sampling:
-            cfg = mtt_preset(a.dataset, a.ipc, **over, syn_lr_param=param)
+            spec = RunSpec.from_dict(dict(
+                data=dict(name=a.dataset, root=a.data_root or (str(ROOTS[a.dataset]) if a.dataset in ROOTS else None)),
+                experts=dict(store=str(store_dir.resolve()), n_experts=b['n_experts'],
+                             train_epochs=b['train_epochs']),
+                loop=dict(ipc=a.ipc, iterations=a.iterations, device=str(a.device)), mtt=dict(over, syn_lr_param=param),
+                eval=dict(runs=ev['n_runs'], epochs=ev['n_epochs'])))
+            cfg = spec.distill_config().mtt_config(train.info)  # = mtt_preset(dataset, ipc, **over, syn_lr_param=param)
             for seed in a.seeds:
                 r = run_variant(train, store, cfg, a.ipc, seed, sampling, a.iterations)
                 ok = len(r['losses']) == a.iterations and r['alphas'][-1] > 0 and np.isfinite(r['losses'][-1])
@@ -135,7 +143,7 @@ def main(argv=None):
                 print(f'{param:>3} {sampling:>5} seed {seed}: last-50 loss {last:.4f}, fixed-segment loss {fixed}, '
                       f'alpha {r["alphas"][-1]:.4g}, acc {acc}, {r["seconds"]:.0f} s', flush=True)
                 write_record(a.out, **common, syn_lr_param=param, sampling=sampling, seed=seed, completed=bool(ok),
-                             mtt=asdict(cfg),
+                             mtt=asdict(cfg), spec=spec.override(f'loop.seed={seed}').to_dict(),
                              loss_last50=last, loss_final=r['losses'][-1], loss_fixed=fixed, acc=acc, syn_lr_final=r['alphas'][-1],
                              loss_curve=[round(v, 5) for v in r['losses']], syn_lr_curve=[float(f'{v:.5g}') for v in r['alphas']],
                              expert_counts=np.bincount(r['experts'], minlength=b['n_experts']).tolist(),
