@@ -12,6 +12,11 @@ bench/results/unroll_profile.jsonl.
     python bench/profile_unroll.py --device cuda --shape cifar10 --ipc 1 10 --repeats 20
     python bench/profile_unroll.py --shape cifar10 --ipc 1 --syn_steps 50 --repeats 2 --warmup 1 --ops    # issue 14's settings
     python bench/profile_unroll.py --shape cifar10 --ipc 10 --syn_steps 30 --repeats 1 --warmup 1 --ops
+    python bench/profile_unroll.py --shape cifar10 --ipc 1 --syn_steps 50 --repeats 3 --warmup 1 --precision bf16
+
+`--precision bf16` adds a third loop, `full_bf16` (the full unroll with MTTConfig.precision='bf16': the student's
+forward under bfloat16 autocast), to the interleaved timing, and records how far its gradient on the pixels is from the
+float32 one on the same segment, batches and DSA draws (relative error, cosine, and the loss's relative change).
 """
 import argparse, os, sys, time
 from pathlib import Path
@@ -24,17 +29,33 @@ from mim4dd.mtt import TrajectoryMatcher, MTTConfig
 from mim4dd.augment import DSA, dsa_strategy_for
 
 
-def setting(shape:str, ipc:int, n:int, dev):
-    "The two iteration functions (plain, full) on the same network, images, targets, DSA and generator"
+def setting(shape:str, ipc:int, n:int, dev, precisions=()):
+    "The iteration functions (plain, full, and full_<p> for each extra precision) on the same network, images, targets, DSA and generator"
     g, net, x, y, t0, t1, step = problem(shape, ipc, dev)
     dsa = DSA(dsa_strategy_for(shape))
-    m = TrajectoryMatcher(net, [torch.stack([t0, t1])], MTTConfig(syn_steps=n, expert_epochs=1, max_start_epoch=1, dsa=True),
-                          dsa=dsa, generator=g, mode='full')
+    matcher = lambda p: TrajectoryMatcher(net, [torch.stack([t0, t1])], MTTConfig(syn_steps=n, expert_epochs=1, max_start_epoch=1,
+                                                                                 dsa=True, precision=p), dsa=dsa, generator=g, mode='full')
     def run(f):
         def it(): x.grad = None; step.zero_grad(); f()
         return it
-    return {'plain': run(lambda: plain_iteration(net, x, y, step.value, t0, t1, n, len(x), dsa, g)),
-            'full': run(lambda: m.loss_and_grad(x, y, step))}
+    fs = {'plain': run(lambda: plain_iteration(net, x, y, step.value, t0, t1, n, len(x), dsa, g)),
+          'full': run(lambda m=matcher('float32'): m.loss_and_grad(x, y, step))}
+    for p in precisions: fs[f'full_{p}'] = run(lambda m=matcher(p): m.loss_and_grad(x, y, step))
+    return fs
+
+def drift(shape:str, ipc:int, n:int, dev, precision:str) -> dict:
+    "How far the pixel gradient and the loss of one iteration in `precision` are from float32's (same segment, batches, DSA)"
+    _, net, x, y, t0, t1, step = problem(shape, ipc, dev)
+    out = {}
+    for p in ('float32', precision):
+        m = TrajectoryMatcher(net, [torch.stack([t0, t1])], MTTConfig(syn_steps=n, expert_epochs=1, max_start_epoch=1, dsa=True, precision=p),
+                              dsa=DSA(dsa_strategy_for(shape)), generator=torch.Generator().manual_seed(7), mode='full')
+        x.grad = None; step.zero_grad()
+        out[p] = (m.loss_and_grad(x, y, step)['loss'], x.grad.detach().clone().flatten(), float(step.u.grad))
+    (l32, g32, a32), (lp, gp, ap_) = out['float32'], out[precision]
+    return {f'{precision}_grad_rel_err': float((gp - g32).norm() / g32.norm()),
+            f'{precision}_grad_cos': float(torch.nn.functional.cosine_similarity(gp, g32, 0)),
+            f'{precision}_loss_rel_change': abs(lp - l32) / l32, f'{precision}_steplr_grad_rel_change': abs(ap_ - a32) / abs(a32)}
 
 
 # kinds of operator, first match wins (aten names, lower case)
@@ -77,7 +98,8 @@ def measure(fs:dict, repeats:int, warmup:int, dev, ops:bool=False) -> dict:
         if dev.type == 'cuda':
             out[f'{k}_kernel_ms'] = sum(getattr(e, 'self_device_time_total', 0) for e in ev) / 1e3
             out[f'{k}_launches'] = int(sum(e.count for e in ev if e.key.startswith('cudaLaunchKernel')))
-    out['full_over_plain'] = out['full_seconds'] / out['plain_seconds']
+    for k in fs:
+        if k != 'plain': out[f'{k}_over_plain'] = out[f'{k}_seconds'] / out['plain_seconds']
     return out
 
 
@@ -92,6 +114,7 @@ def main():
     ap.add_argument('--threads', type=int, default=1)
     ap.add_argument('--dry', action='store_true', help='print, do not write')
     ap.add_argument('--ops', action='store_true', help='record the per-operator and per-kind shares of self time')
+    ap.add_argument('--precision', nargs='*', default=[], choices=['bf16'], help='also time the full unroll in these precisions, and their drift')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
@@ -100,7 +123,8 @@ def main():
             rec = dict(shape=shape, ipc=ipc, syn_steps=a.syn_steps, repeats=a.repeats, threads=a.threads,
                        device=device_name(a.device) if dev.type == 'cuda' else device_name('cpu'),
                        load=os.getloadavg()[0], command='python bench/profile_unroll.py ' + ' '.join(sys.argv[1:]),
-                       **measure(setting(shape, ipc, a.syn_steps, dev), a.repeats, a.warmup, dev, a.ops))
+                       **measure(setting(shape, ipc, a.syn_steps, dev, a.precision), a.repeats, a.warmup, dev, a.ops))
+            for p in a.precision: rec.update(drift(shape, ipc, a.syn_steps, dev, p))
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items() if 'top_ops' not in k}, flush=True)
             if not a.dry: write_record('unroll_profile', **rec)
 
