@@ -17,6 +17,7 @@ bench/results/unroll_profile.jsonl.
 `--precision bf16` adds a third loop, `full_bf16` (the full unroll with MTTConfig.precision='bf16': the student's
 forward under bfloat16 autocast), to the interleaved timing, and records how far its gradient on the pixels is from the
 float32 one on the same segment, batches and DSA draws (relative error, cosine, and the loss's relative change).
+`--exact` adds the exact mode (constant memory) in float32 and in each precision.
 """
 import argparse, os, sys, time
 from pathlib import Path
@@ -29,18 +30,22 @@ from mim4dd.mtt import TrajectoryMatcher, MTTConfig
 from mim4dd.augment import DSA, dsa_strategy_for
 
 
-def setting(shape:str, ipc:int, n:int, dev, precisions=()):
-    "The iteration functions (plain, full, and full_<p> for each extra precision) on the same network, images, targets, DSA and generator"
+def setting(shape:str, ipc:int, n:int, dev, precisions=(), exact:bool=False):
+    """The iteration functions (plain, full, full_<p> for each extra precision; with `exact`, exact and exact_<p> too) on
+    the same network, images, targets, DSA and generator"""
     g, net, x, y, t0, t1, step = problem(shape, ipc, dev)
     dsa = DSA(dsa_strategy_for(shape))
-    matcher = lambda p: TrajectoryMatcher(net, [torch.stack([t0, t1])], MTTConfig(syn_steps=n, expert_epochs=1, max_start_epoch=1,
-                                                                                 dsa=True, precision=p), dsa=dsa, generator=g, mode='full')
+    matcher = lambda p, mode='full': TrajectoryMatcher(net, [torch.stack([t0, t1])], MTTConfig(syn_steps=n, expert_epochs=1,
+                                                       max_start_epoch=1, dsa=True, precision=p), dsa=dsa, generator=g, mode=mode)
     def run(f):
         def it(): x.grad = None; step.zero_grad(); f()
         return it
     fs = {'plain': run(lambda: plain_iteration(net, x, y, step.value, t0, t1, n, len(x), dsa, g)),
           'full': run(lambda m=matcher('float32'): m.loss_and_grad(x, y, step))}
     for p in precisions: fs[f'full_{p}'] = run(lambda m=matcher(p): m.loss_and_grad(x, y, step))
+    if exact:
+        fs['exact'] = run(lambda m=matcher('float32', 'exact'): m.loss_and_grad(x, y, step))
+        for p in precisions: fs[f'exact_{p}'] = run(lambda m=matcher(p, 'exact'): m.loss_and_grad(x, y, step))
     return fs
 
 def drift(shape:str, ipc:int, n:int, dev, precision:str) -> dict:
@@ -115,6 +120,7 @@ def main():
     ap.add_argument('--dry', action='store_true', help='print, do not write')
     ap.add_argument('--ops', action='store_true', help='record the per-operator and per-kind shares of self time')
     ap.add_argument('--precision', nargs='*', default=[], choices=['bf16'], help='also time the full unroll in these precisions, and their drift')
+    ap.add_argument('--exact', action='store_true', help='also time the exact mode (in float32 and in each --precision)')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
@@ -123,7 +129,7 @@ def main():
             rec = dict(shape=shape, ipc=ipc, syn_steps=a.syn_steps, repeats=a.repeats, threads=a.threads,
                        device=device_name(a.device) if dev.type == 'cuda' else device_name('cpu'),
                        load=os.getloadavg()[0], command='python bench/profile_unroll.py ' + ' '.join(sys.argv[1:]),
-                       **measure(setting(shape, ipc, a.syn_steps, dev, a.precision), a.repeats, a.warmup, dev, a.ops))
+                       **measure(setting(shape, ipc, a.syn_steps, dev, a.precision, a.exact), a.repeats, a.warmup, dev, a.ops))
             for p in a.precision: rec.update(drift(shape, ipc, a.syn_steps, dev, p))
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items() if 'top_ops' not in k}, flush=True)
             if not a.dry: write_record('unroll_profile', **rec)
