@@ -25,6 +25,7 @@ BENCHES = {
     'sensitivity':    (['--threads', '1'], '40 min'),                                # MIM4DD's lambda, gamma, tau, layers
     'mtt_gap':        (['--threads', '1'], '10 min'),                                # our MTT against the reference's choices
     'mtt_curve':      (['--dataset', 'digits', '--threads', '1'], '10 min'),          # accuracy against iterations (MNIST: --dataset mnist)
+    'precision':      (['--dataset', 'digits', '--threads', '1'], '15 min'),          # float32 vs bf16 MTT sets, paired
 }
 
 def command(name): return [sys.executable, str(ROOT / 'bench' / f'{name}.py'), *BENCHES[name][0]]
