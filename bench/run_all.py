@@ -26,6 +26,7 @@ BENCHES = {
     'mtt_gap':        (['--threads', '1'], '10 min'),                                # our MTT against the reference's choices
     'mtt_curve':      (['--dataset', 'digits', '--threads', '1'], '10 min'),          # accuracy against iterations (MNIST: --dataset mnist)
     'precision':      (['--dataset', 'digits', '--threads', '1'], '15 min'),          # float32 vs bf16 MTT sets, paired
+    'expert_ensemble': (['--shape', 'digits'], '1 min'),                            # experts side by side vs one at a time
 }
 
 def command(name): return [sys.executable, str(ROOT / 'bench' / f'{name}.py'), *BENCHES[name][0]]

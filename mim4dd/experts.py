@@ -23,6 +23,7 @@ import mim4dd
 from .data import ImageSet, DatasetInfo, load_pt
 from .nets import NETWORKS, default_depth, get_network, flat_params, param_names, param_shapes, n_params
 from .augment import DSA, ZCA, dsa_strategy_for
+from .evaluate import ensemble_supported, ensemble_size, ensemble_forward, stack_params, unstack_params_
 
 # %% ../nbs/12_experts.ipynb #89260727
 def dataset_identity(data) -> dict: # data: ImageSet, DatasetInfo or an identity dict
@@ -258,14 +259,70 @@ def train_one(self:ExpertStore, i:int, # expert id
         record['seconds'] += time.perf_counter() - t0
         self._save_partial(i, spec, snaps, record, net, opt, generator)
         if callback is not None: callback(i, epoch, record)
-    manifest = dict(format='mim4dd-expert/1', id=i, seed=seed, n_epochs=tr['n_epochs'], n_params=int(snaps[0].numel()),
-                    storage_dtype='float16' if half else 'float32', **spec, **record,
-                    n_train=len(train), n_test=len(test), written_by=dict(rank=rank, world_size=world_size),
+    return self._write(i, spec, snaps, record, half, len(train), len(test), rank, world_size)
+
+@patch
+def _write(self:ExpertStore, i, spec, snaps, record, half, n_train, n_test, rank, world_size) -> Path:
+    "Write expert `i`'s finished trajectory and manifest atomically, then drop its partial checkpoint"
+    manifest = dict(format='mim4dd-expert/1', id=i, seed=expert_seed(spec['training']['seed'], i), n_epochs=spec['training']['n_epochs'],
+                    n_params=int(snaps[0].numel()), storage_dtype='float16' if half else 'float32', **spec, **record,
+                    n_train=n_train, n_test=n_test, written_by=dict(rank=rank, world_size=world_size),
                     versions=dict(mim4dd=str(mim4dd.__version__), torch=str(torch.__version__)))
     params = torch.stack(snaps).to(torch.float16 if half else torch.float32)
     atomic_save(dict(manifest=manifest, params=params), self.path(i))
     self.partial_path(i).unlink(missing_ok=True)
     return self.path(i)
+
+# %% ../nbs/12_experts.ipynb #d93e3809
+def _sgd_state_of(opt, k:int) -> dict:
+    "The state dict a one-network SGD would have for network k of the stacked parameters (its momentum buffers)"
+    st = opt.state_dict()
+    state = {j: {n: (v[k].clone() if torch.is_tensor(v) and v.dim() > 0 else v) for n, v in s.items()} for j, s in st['state'].items()}
+    return dict(state=state, param_groups=st['param_groups'])
+
+@patch
+def train_group(self:ExpertStore, ids:list, # fresh expert ids (no file, no partial), trained side by side
+                train:ImageSet, test:ImageSet, # already ZCA-transformed when spec['zca'] is set
+                spec:dict, half:bool=False, device='cpu', progress:bool=False,
+                callback:Optional[Callable]=None, rank:int=0, world_size:int=1) -> list:
+    "Train experts `ids` in one pass per batch (`ensemble_forward`), each as `train_one` would; write each file; return their paths"
+    tr = spec['training']
+    if any(i in self or self.partial_path(i).is_file() for i in ids): raise ValueError(f'train_group takes fresh experts only, got {ids}')
+    train, test = train.to(device), test.to(device)
+    gens = [torch.Generator().manual_seed(expert_seed(tr['seed'], i)) for i in ids]
+    nets = [build_net(spec['model'], seed=expert_seed(tr['seed'], i)).to(device) for i in ids]
+    if not ensemble_supported(nets[0]): raise ValueError(f"{spec['model']['arch']} cannot be trained side by side: use train_one")
+    params = stack_params(nets)
+    opt = torch.optim.SGD(params.values(), lr=tr['lr'], momentum=tr['momentum'], weight_decay=tr['weight_decay'])
+    one_opt = [torch.optim.SGD(net.parameters(), lr=tr['lr'], momentum=tr['momentum'], weight_decay=tr['weight_decay']) for net in nets]
+    dsa = DSA(tr['dsa_strategy']) if tr['dsa_strategy'] else None
+    snaps = [[flat_params(net).cpu()] for net in nets]
+    records = [dict(train_loss=[], train_acc=[], test_acc=[], seconds=0.) for _ in ids]
+    for epoch in tqdm(range(tr['n_epochs']), desc=f'experts {ids[0]}-{ids[-1]}', disable=not progress, leave=False):
+        t0 = time.perf_counter()
+        for net in nets: net.train()
+        orders = [torch.randperm(len(train), generator=g).split(tr['batch_size']) for g in gens]
+        loss_sum, correct = [0.] * len(ids), [0] * len(ids)
+        for idxs in zip(*orders):  # batch b of every expert
+            ys = [train.y[idx].to(device) for idx in idxs]
+            xbs = [train.x[idx].to(device) for idx in idxs]
+            if dsa is not None: xbs = [dsa(xb, generator=g) for xb, g in zip(xbs, gens)]
+            logits = ensemble_forward(nets[0], params, torch.stack(xbs))  # (K, B, n_classes)
+            losses = [F.cross_entropy(lk, yk) for lk, yk in zip(logits, ys)]
+            opt.zero_grad(); sum(losses).backward(); opt.step()  # expert k's gradient is its own loss's: the others do not touch it
+            for k, (l, lk, yk) in enumerate(zip(losses, logits, ys)):
+                loss_sum[k] += l.item() * len(yk); correct[k] += (lk.argmax(1) == yk).sum().item()
+        unstack_params_(nets, params)
+        secs = (time.perf_counter() - t0) / len(ids)  # the pass's time, shared
+        for k, (i, net) in enumerate(zip(ids, nets)):
+            snaps[k].append(flat_params(net).cpu())
+            r = records[k]
+            r['train_loss'].append(loss_sum[k] / len(train)); r['train_acc'].append(correct[k] / len(train))
+            r['test_acc'].append(accuracy(net, test, device=device)); r['seconds'] += secs
+            one_opt[k].load_state_dict(_sgd_state_of(opt, k))
+            self._save_partial(i, spec, snaps[k], r, net, one_opt[k], gens[k])
+            if callback is not None: callback(i, epoch, r)
+    return [self._write(i, spec, snaps[k], records[k], half, len(train), len(test), rank, world_size) for k, i in enumerate(ids)]
 
 # %% ../nbs/12_experts.ipynb #10ef6aa3
 def dist_rank_world() -> tuple:
@@ -286,7 +343,8 @@ def train_experts(train:ImageSet, test:ImageSet, # normalised real data (not yet
                   half:bool=False, # store trajectories in float16
                   rank:Optional[int]=None, world_size:Optional[int]=None, # default: dist_rank_world()
                   device='cpu', progress:bool=False,
-                  callback:Optional[Callable]=None) -> list: # callback(expert_id, epoch, record) after each epoch
+                  callback:Optional[Callable]=None, # callback(expert_id, epoch, record) after each epoch
+                  ensemble:bool|str|int='auto') -> list: # fresh experts side by side (`train_group`): True, False, 'auto' (where faster: a GPU), or K per group
     "Train the missing experts among 0..n_experts-1 that belong to this rank; return the ids written"
     store = store if isinstance(store, ExpertStore) else ExpertStore(store)
     if rank is None or world_size is None: rank, world_size = dist_rank_world()
@@ -299,13 +357,22 @@ def train_experts(train:ImageSet, test:ImageSet, # normalised real data (not yet
         if (old := signature(store.manifest(j))) != spec:
             raise ValueError(f'{store.root} holds experts trained with other settings (expert {j}); use another folder:\n  '
                              + '\n  '.join(_diff(old, spec, '')))
-    written = []
-    for i in tqdm(range(rank, n_experts, world_size), desc=f'experts (rank {rank})', disable=not progress):
-        if i in store: store._clean(i); continue
-        store.train_one(i, train, test, spec, half=half, device=device, progress=progress, callback=callback,
-                        rank=rank, world_size=world_size)
-        written.append(i)
-    return written
+    mine = list(range(rank, n_experts, world_size))
+    for i in mine:
+        if i in store: store._clean(i)
+    todo = [i for i in mine if i not in store]
+    fresh = [i for i in todo if not store.partial_path(i).is_file()]  # an unfinished expert resumes alone
+    H, W = train.info.im_size
+    if isinstance(ensemble, int) and not isinstance(ensemble, bool):
+        if ensemble < 1: raise ValueError(f'ensemble must be >= 1 experts per group, got {ensemble}')
+        K = ensemble if ensemble_supported(build_net(spec['model'], seed=0)) else 1
+    else: K = ensemble_size(ensemble, build_net(spec['model'], seed=0), len(fresh), min(batch_size, len(train)) * H * W, device)
+    groups = [[i] for i in todo if i not in fresh] + [fresh[j:j + K] for j in range(0, len(fresh), K)]
+    kw = dict(half=half, device=device, progress=progress, callback=callback, rank=rank, world_size=world_size)
+    for g in tqdm(groups, desc=f'experts (rank {rank})', disable=not progress):
+        if len(g) == 1: store.train_one(g[0], train, test, spec, **kw)
+        else: store.train_group(g, train, test, spec, **kw)
+    return sorted(todo)
 
 # %% ../nbs/12_experts.ipynb #a95b2902
 @patch

@@ -39,6 +39,7 @@ class ExpertSpec:
     dsa:bool=True                 # train new experts with DSA (the dataset's strategy)
     seed:int=0                    # expert i trains from expert_seed(seed, i)
     half:bool=False               # store new trajectories in float16
+    ensemble:int=0                # new experts trained side by side per pass (0: auto, a GPU groups them, a CPU trains one at a time)
 
 @dataclass
 class LoopSpec:
@@ -243,7 +244,8 @@ def distill_config(self:RunSpec) -> DistillConfig:
 def expert_kw(self:RunSpec) -> dict:
     "How new experts train (`train_experts` settings), from the `experts` section"
     e = self.experts
-    return dict(lr=e.lr, batch_size=e.batch_size, dsa_strategy='auto' if e.dsa else None, seed=e.seed, half=e.half)
+    return dict(lr=e.lr, batch_size=e.batch_size, dsa_strategy='auto' if e.dsa else None, seed=e.seed, half=e.half,
+                ensemble=e.ensemble or 'auto')
 
 @patch
 def check(self:RunSpec) -> RunSpec:
@@ -251,7 +253,7 @@ def check(self:RunSpec) -> RunSpec:
     cfg = self.distill_config()
     if self.loop.base == 'mtt': cfg.mtt_config()  # the preset's fields with the overrides make a valid MTTConfig
     if self.eval.runs < 1: raise ValueError(f'eval.runs must be >= 1, got {self.eval.runs}')
-    for key in ('experts.n_experts', 'experts.train_epochs', 'eval.epochs', 'experts.seed'):
+    for key in ('experts.n_experts', 'experts.train_epochs', 'eval.epochs', 'experts.seed', 'experts.ensemble'):
         if self.get(key) < 0: raise ValueError(f'{key} must be >= 0, got {self.get(key)}')
     if not self.experts.lr > 0: raise ValueError(f'experts.lr must be > 0, got {self.experts.lr}')
     if self.experts.batch_size < 1: raise ValueError(f'experts.batch_size must be >= 1, got {self.experts.batch_size}')
