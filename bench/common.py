@@ -5,12 +5,13 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / 'results'
 
 def commit():
-    "Short hash of HEAD, with '+dirty' when the tree has uncommitted changes; 'unknown' outside git; $MIM4DD_COMMIT wins."
+    "Short hash of HEAD, with '+dirty' when tracked files other than bench/results/ differ from it; 'unknown' outside git; $MIM4DD_COMMIT wins."
     if os.environ.get('MIM4DD_COMMIT'): return os.environ['MIM4DD_COMMIT']  # a copy of the tree without .git (a GPU box)
     root = Path(__file__).resolve().parents[1]
     try:
         h = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root, capture_output=True, text=True).stdout.strip()
+        status = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=root, capture_output=True, text=True).stdout
+        dirty = [l for l in status.splitlines() if l.strip() and not l[3:].startswith('bench/results/')]  # records appended meanwhile are not code
         return h + ('+dirty' if dirty else '')
     except Exception: return 'unknown'
 
