@@ -84,7 +84,7 @@ def op_shares(ev) -> tuple:
     for o, _, ms in rows: kinds[kind(o)] += ms / total
     return top, {k: round(v, 4) for k, v in kinds.items()}
 
-def measure(fs:dict, repeats:int, warmup:int, dev, ops:bool=False) -> dict:
+def measure(fs:dict, repeats:int, warmup:int, dev, ops:bool=False, count:bool=True) -> dict:
     sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
     times = {k: [] for k in fs}
     for r in range(warmup + repeats):
@@ -94,7 +94,7 @@ def measure(fs:dict, repeats:int, warmup:int, dev, ops:bool=False) -> dict:
     out = {f'{k}_seconds': sorted(v)[len(v) // 2] for k, v in times.items()}
     from torch.profiler import profile, ProfilerActivity
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
-    for k, f in fs.items():
+    for k, f in (fs.items() if count or ops else ()):
         with profile(activities=acts) as prof:
             f(); sync()
         ev = prof.key_averages()
@@ -121,6 +121,7 @@ def main():
     ap.add_argument('--ops', action='store_true', help='record the per-operator and per-kind shares of self time')
     ap.add_argument('--precision', nargs='*', default=[], choices=['bf16'], help='also time the full unroll in these precisions, and their drift')
     ap.add_argument('--exact', action='store_true', help='also time the exact mode (in float32 and in each --precision)')
+    ap.add_argument('--no_count', action='store_true', help='skip the profiled pass that counts operators (halves a long run)')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     dev = torch.device(a.device)
@@ -129,7 +130,7 @@ def main():
             rec = dict(shape=shape, ipc=ipc, syn_steps=a.syn_steps, repeats=a.repeats, threads=a.threads,
                        device=device_name(a.device) if dev.type == 'cuda' else device_name('cpu'),
                        load=os.getloadavg()[0], command='python bench/profile_unroll.py ' + ' '.join(sys.argv[1:]),
-                       **measure(setting(shape, ipc, a.syn_steps, dev, a.precision, a.exact), a.repeats, a.warmup, dev, a.ops))
+                       **measure(setting(shape, ipc, a.syn_steps, dev, a.precision, a.exact), a.repeats, a.warmup, dev, a.ops, not a.no_count))
             for p in a.precision: rec.update(drift(shape, ipc, a.syn_steps, dev, p))
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items() if 'top_ops' not in k}, flush=True)
             if not a.dry: write_record('unroll_profile', **rec)
