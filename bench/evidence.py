@@ -134,13 +134,12 @@ def main(argv=None):
                     elif method == 'herding':
                         x, y = herding_coreset(train, ipc, embedder); lr = 0.01
                     else:
-                        kw = dict(seed=seed, **({'iterations': a.iterations} if a.iterations else {}))
+                        kw = dict(seed=seed, **({'iterations': a.iterations} if a.iterations else {}),
+                                  **({'critic': a.critic} if method.endswith('+mim') else {}))
                         spec = budget_spec(name, ipc, base, a.work, a.eval_runs, a.device, **kw)
-                        if method.endswith('+mim'):
-                            if base not in lams:
-                                lams[base] = calibrate_lam(budget_spec(name, ipc, base, a.work, a.eval_runs, a.device, **kw, critic=a.critic).distill_config(),
-                                                           train, store, ratio=a.ratio, device=a.device)
-                            spec = budget_spec(name, ipc, base, a.work, a.eval_runs, a.device, **kw, lam=lams[base], critic=a.critic)
+                        if method.endswith('+mim'):  # lam calibrated once (first seed), then fixed for every seed
+                            if base not in lams: lams[base] = calibrate_lam(spec.distill_config(), train, store, ratio=a.ratio, device=a.device)
+                            spec = spec.override(f'mim.lam={lams[base]!r}')
                         cfg = spec.distill_config()
                         tag = f"{method}_ipc{ipc}_seed{seed}"
                         ds = Distiller(cfg, train, store if base == 'mtt' else None, device=a.device).run(work / tag, progress=False)

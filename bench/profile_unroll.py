@@ -30,13 +30,17 @@ from mim4dd.mtt import TrajectoryMatcher, MTTConfig
 from mim4dd.augment import DSA, dsa_strategy_for
 
 
+def make_matcher(net, t0, t1, n:int, dsa, g, precision:str='float32', mode:str='full') -> TrajectoryMatcher:
+    "A matcher over the one segment (t0 -> t1) with n student steps, DSA on"
+    return TrajectoryMatcher(net, [torch.stack([t0, t1])], MTTConfig(syn_steps=n, expert_epochs=1, max_start_epoch=1, dsa=True,
+                                                                     precision=precision), dsa=dsa, generator=g, mode=mode)
+
 def setting(shape:str, ipc:int, n:int, dev, precisions=(), exact:bool=False):
     """The iteration functions (plain, full, full_<p> for each extra precision; with `exact`, exact and exact_<p> too) on
     the same network, images, targets, DSA and generator"""
     g, net, x, y, t0, t1, step = problem(shape, ipc, dev)
     dsa = DSA(dsa_strategy_for(shape))
-    matcher = lambda p, mode='full': TrajectoryMatcher(net, [torch.stack([t0, t1])], MTTConfig(syn_steps=n, expert_epochs=1,
-                                                       max_start_epoch=1, dsa=True, precision=p), dsa=dsa, generator=g, mode=mode)
+    matcher = lambda p, mode='full': make_matcher(net, t0, t1, n, dsa, g, p, mode)
     def run(f):
         def it(): x.grad = None; step.zero_grad(); f()
         return it
@@ -53,8 +57,7 @@ def drift(shape:str, ipc:int, n:int, dev, precision:str) -> dict:
     _, net, x, y, t0, t1, step = problem(shape, ipc, dev)
     out = {}
     for p in ('float32', precision):
-        m = TrajectoryMatcher(net, [torch.stack([t0, t1])], MTTConfig(syn_steps=n, expert_epochs=1, max_start_epoch=1, dsa=True, precision=p),
-                              dsa=DSA(dsa_strategy_for(shape)), generator=torch.Generator().manual_seed(7), mode='full')
+        m = make_matcher(net, t0, t1, n, DSA(dsa_strategy_for(shape)), torch.Generator().manual_seed(7), p)
         x.grad = None; step.zero_grad()
         out[p] = (m.loss_and_grad(x, y, step)['loss'], x.grad.detach().clone().flatten(), float(step.u.grad))
     (l32, g32, a32), (lp, gp, ap_) = out['float32'], out[precision]

@@ -233,20 +233,19 @@ def experts_cli(out:str=None, # the store folder (default: the spec's experts.st
                 progress:bool=True, # show progress bars (rank 0 only)
                 quiet:bool=False): # print nothing but errors (no progress bars, no result line)
     "Train expert trajectories into a store, resuming what is there; under torchrun, each rank trains its share. The store gets the resolved spec as spec.json"
-    if dataset is not None: dataset_options(dataset, path, size)
     for k, v in dict(n_experts=n_experts, n_epochs=n_epochs, batch_size=batch_size, width=width, depth=depth).items():
         check_number(k, v, 1, integer=True, optional=True)
     check_number('lr', lr, 0, strict=True, optional=True); check_number('seed', seed, 0, integer=True, optional=True)
     if arch is not None and arch not in NETWORKS: raise UsageError(f"--arch {arch!r} is not an architecture; choose one of: {', '.join(NETWORKS)}")
     spec = experts_spec({k: v for k, v in locals().items() if k in EXPERT_FLAGS or k == 'no_dsa'}, out, config, set or ())
     d = spec.data
-    if dataset is None: dataset_options(d.name, d.path, d.size)  # the spec's data, checked as the flags are
+    opts = dataset_options(d.name, d.path, d.size)  # the spec's data (the flags' when given), checked before anything is written
     try: spec.check()
     except ValueError as e: raise UsageError(str(e)) from e
     store = ExpertStore(check_out(spec.experts.store, 'out'))
     for i in store.ids(): store.manifest(i)  # a truncated or foreign file is named before anything is trained
     world, dev = int(os.environ.get('WORLD_SIZE', 1)), resolve_device(spec.loop.device)
-    train, test = load_dataset(d.name, d.root, download=d.download, **dataset_options(d.name, d.path, d.size))
+    train, test = load_dataset(d.name, d.root, download=d.download, **opts)
     spec = spec.resolve(train.info)
     if dev.type == 'cuda': torch.cuda.set_device(dev)
     init = world > 1 and not dist.is_initialized()

@@ -197,8 +197,8 @@ def accuracy(net, data:ImageSet, batch_size:int=1024, device='cpu') -> float:
 
 # %% ../nbs/12_experts.ipynb #930b33f7
 @patch
-def _save_partial(self:ExpertStore, i, spec, snaps, record, net, opt, generator):
-    atomic_save(dict(spec=spec, snaps=torch.stack(snaps), record=record, net=net.state_dict(), opt=opt.state_dict(),
+def _save_partial(self:ExpertStore, i, spec, snaps, record, net, opt_state:dict, generator):
+    atomic_save(dict(spec=spec, snaps=torch.stack(snaps), record=record, net=net.state_dict(), opt=opt_state,
                      generator=generator.get_state()), self.partial_path(i))
 
 @patch
@@ -257,7 +257,7 @@ def train_one(self:ExpertStore, i:int, # expert id
         record['train_loss'].append(loss); record['train_acc'].append(acc)
         record['test_acc'].append(accuracy(net, test, device=device))
         record['seconds'] += time.perf_counter() - t0
-        self._save_partial(i, spec, snaps, record, net, opt, generator)
+        self._save_partial(i, spec, snaps, record, net, opt.state_dict(), generator)
         if callback is not None: callback(i, epoch, record)
     return self._write(i, spec, snaps, record, half, len(train), len(test), rank, world_size)
 
@@ -294,7 +294,6 @@ def train_group(self:ExpertStore, ids:list, # fresh expert ids (no file, no part
     if not ensemble_supported(nets[0]): raise ValueError(f"{spec['model']['arch']} cannot be trained side by side: use train_one")
     params = stack_params(nets)
     opt = torch.optim.SGD(params.values(), lr=tr['lr'], momentum=tr['momentum'], weight_decay=tr['weight_decay'])
-    one_opt = [torch.optim.SGD(net.parameters(), lr=tr['lr'], momentum=tr['momentum'], weight_decay=tr['weight_decay']) for net in nets]
     dsa = DSA(tr['dsa_strategy']) if tr['dsa_strategy'] else None
     snaps = [[flat_params(net).cpu()] for net in nets]
     records = [dict(train_loss=[], train_acc=[], test_acc=[], seconds=0.) for _ in ids]
@@ -319,8 +318,7 @@ def train_group(self:ExpertStore, ids:list, # fresh expert ids (no file, no part
             r = records[k]
             r['train_loss'].append(loss_sum[k] / len(train)); r['train_acc'].append(correct[k] / len(train))
             r['test_acc'].append(accuracy(net, test, device=device)); r['seconds'] += secs
-            one_opt[k].load_state_dict(_sgd_state_of(opt, k))
-            self._save_partial(i, spec, snaps[k], r, net, one_opt[k], gens[k])
+            self._save_partial(i, spec, snaps[k], r, net, _sgd_state_of(opt, k), gens[k])
             if callback is not None: callback(i, epoch, r)
     return [self._write(i, spec, snaps[k], records[k], half, len(train), len(test), rank, world_size) for k, i in enumerate(ids)]
 
