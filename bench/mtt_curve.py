@@ -11,7 +11,7 @@ far). Iteration 0 is the random real start. Records (bench/results/mtt_curve.jso
 accuracy, the step size and the mean matching loss since the last point; herding and DM of the newest
 bench/results/evidence.jsonl rows of the dataset and IPC are read by the experiments notebook, not copied here.
 """
-import argparse, os, sys, time
+import argparse, json, os, sys, time
 from dataclasses import asdict
 from pathlib import Path
 import numpy as np, torch
@@ -32,7 +32,10 @@ def main(argv=None):
     ap.add_argument('--set', nargs='*', default=[], help='run spec fields, e.g. mtt.syn_lr_param=raw mtt.lr_img=1000')
     ap.add_argument('--work', default='runs/evidence', help="experts are read from (or trained into) WORK/<dataset>/experts")
     ap.add_argument('--threads', type=int); ap.add_argument('--note', default=''); ap.add_argument('--out', default='mtt_curve')
+    ap.add_argument('--summarise', action='store_true', help='only gather the points of curves of one commit, dataset, IPC, '
+                    'settings and note that ran one seed a process into one record per iteration (OUT_summary.jsonl)')
     a = ap.parse_args(argv)
+    if a.summarise: return summarise(a.dataset, a.ipc, a.out, a.set, a.note)
     if a.threads: torch.set_num_threads(a.threads)
     try: spec = budget_spec(a.dataset, a.ipc, 'mtt', a.work, iterations=a.iterations, seed=a.seed).override(*a.set).check()
     except ValueError as e: raise SystemExit(f'mtt_curve: {e}')
@@ -59,5 +62,39 @@ def main(argv=None):
         t1 = time.time()
         for _ in range(min(a.every, a.iterations - d.iteration)): d.step()
         secs += time.time() - t1
+
+def summarise(dataset:str, ipc:int, out:str='mtt_curve', overrides=(), note:str='', results=None) -> list:
+    """One record per iteration with every seed's accuracy at it, from the newest curve of each seed of (dataset, ipc,
+    overrides, note) in bench/results/OUT.jsonl; refuses curves of different commits or dirty trees"""
+    path = Path(results or Path(__file__).resolve().parent / 'results') / f'{out}.jsonl'
+    rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+    rows = [r for r in rows if r['dataset'] == dataset and r['ipc'] == ipc and r.get('overrides', []) == list(overrides)
+            and r.get('note', '') == note]
+    if not rows: raise SystemExit(f'{path}: no curve of {dataset} IPC {ipc} with settings {list(overrides)} and note {note!r}')
+    newest = {}  # seed -> its newest run's points (a run starts at iteration 0)
+    for r in rows:
+        if r['iteration'] == 0: newest[r['seed']] = []
+        newest.setdefault(r['seed'], []).append(r)
+    commits = {p['commit'] for pts in newest.values() for p in pts}
+    if len(commits) != 1 or next(iter(commits)).endswith('+dirty'):
+        raise SystemExit(f'{dataset} IPC {ipc}: the curves come from {sorted(commits)}: one clean commit needed')
+    seeds = sorted(newest)
+    by_it = {}
+    for s in seeds:
+        for p in newest[s]: by_it.setdefault(p['iteration'], {})[s] = p
+    recs = []
+    for it in sorted(by_it):
+        pts = by_it[it]
+        if sorted(pts) != seeds: continue  # a seed has not reached this point yet
+        accs = [pts[s]['acc'] for s in seeds]
+        first = pts[seeds[0]]
+        recs.append(write_record(f'{out}_summary', dataset=dataset, ipc=ipc, iteration=it, seeds=seeds, per_seed=accs,
+                                 acc_mean=float(np.mean(accs)), acc_std=float(np.std(accs, ddof=1)) if len(accs) > 1 else 0.,
+                                 syn_lr=[pts[s]['syn_lr'] for s in seeds], loss_mean=[pts[s]['loss_mean'] for s in seeds],
+                                 distill_seconds=[pts[s]['distill_seconds'] for s in seeds], eval=first['eval'],
+                                 protocol=first['protocol'], experts=first['experts'], overrides=list(overrides), note=note,
+                                 spec=first['spec'], curve_commit=first['commit'], device=first['device']))
+        print(f"{dataset} IPC {ipc} iteration {it}: {recs[-1]['acc_mean']:.2f} ± {recs[-1]['acc_std']:.2f} % over seeds {seeds}")
+    return recs
 
 if __name__ == '__main__': main()

@@ -37,3 +37,26 @@ def test_pair_records(tmp_path, monkeypatch):
     with path.open('a') as f: f.write(json.dumps(_rec('mtt+mim', [1., 2., 3.], commit='def5678')) + '\n')
     with pytest.raises(SystemExit, match='differ in commit'): pair_records('mnist', 1, 'mtt', 'ev', results=tmp_path)
     with pytest.raises(SystemExit, match='no dm and dm\\+mim records'): pair_records('mnist', 1, 'dm', 'ev', results=tmp_path)
+
+def _point(seed, it, acc, commit='abc1234', **kw):
+    return {**dict(dataset='cifar10', ipc=1, seed=seed, iteration=it, acc=acc, syn_lr=0.01, loss_mean=None if it == 0 else 0.7,
+                   distill_seconds=10. * it, eval={'n_runs': 3}, protocol='mtt(epochs=300)', experts='2 x 3 epochs',
+                   overrides=['eval.runs=3'], note='', spec={}, device='cpu', commit=commit, time='t'), **kw}
+
+def test_curve_summary(tmp_path, monkeypatch):
+    "mtt_curve --summarise: one record per iteration every seed reached, each seed's newest curve, one clean commit"
+    from bench.mtt_curve import summarise
+    monkeypatch.setattr(bench.common, 'RESULTS', tmp_path)
+    path = tmp_path/'curve.jsonl'
+    rows = [_point(0, 0, 99.), _point(0, 100, 99.),  # seed 0's older run: replaced by its newer one
+            _point(0, 0, 15.), _point(1, 0, 17.), _point(0, 100, 25.), _point(1, 100, 27.), _point(0, 200, 28.),
+            _point(2, 0, 16., overrides=[])]  # other settings: not this summary's
+    path.write_text(''.join(json.dumps(r) + '\n' for r in rows))
+    recs = summarise('cifar10', 1, 'curve', ['eval.runs=3'], results=tmp_path)
+    assert [r['iteration'] for r in recs] == [0, 100]  # seed 1 has not reached 200
+    assert recs[1]['per_seed'] == [25., 27.] and recs[1]['acc_mean'] == pytest.approx(26.) and recs[1]['seeds'] == [0, 1]
+    assert recs[1]['acc_std'] == pytest.approx(2 ** 0.5) and recs[1]['distill_seconds'] == [1000., 1000.]
+    assert len((tmp_path/'curve_summary.jsonl').read_text().splitlines()) == 2
+    with path.open('a') as f: f.write(json.dumps(_point(1, 200, 30., commit='abc1234+dirty')) + '\n')
+    with pytest.raises(SystemExit, match='one clean commit'): summarise('cifar10', 1, 'curve', ['eval.runs=3'], results=tmp_path)
+    with pytest.raises(SystemExit, match='no curve'): summarise('mnist', 1, 'curve', results=tmp_path)
