@@ -21,25 +21,11 @@ from bench.common import device_name, write_record
 from mim4dd.coreset import herding_coreset, random_coreset
 from mim4dd.data import load_dataset
 from mim4dd.evaluate import PROTOCOLS, evaluate_set
-from mim4dd.experts import ExpertStore, build_net
-from mim4dd.nets import load_flat_params_
 
 # CPU-sized defaults: epochs per IPC for the coresets, epochs and runs for the full set, test evaluations per run.
 DEFAULTS = {'digits': dict(epochs={1: 300, 10: 300, 50: 100}, full_epochs=50, full_runs=3, n_evals=4),
             'mnist': dict(epochs={1: 300, 10: 100, 50: 30}, full_epochs=1, full_runs=1, n_evals=1)}
 ROOTS = {'mnist': Path(__file__).resolve().parents[2] / 'shared' / 'data'}  # /work/shared/data holds mnist/*.gz
-
-def expert_embedder(store, device) -> tuple:
-    "(network, description, test accuracy) of expert 0's last epoch in the ExpertStore folder `store`"
-    st = ExpertStore(store)
-    if not st.ids(): raise SystemExit(f'baselines: no experts in {store}')
-    i = st.ids()[0]
-    m, traj = st.manifest(i), st.load(i)
-    if m.get('zca'): raise SystemExit(f'baselines: expert {i} in {store} was trained on ZCA-whitened images; herding here embeds raw ones')
-    net = build_net(m['model'])
-    load_flat_params_(net, traj[-1])
-    acc = (m.get('test_acc') or [None])[-1]
-    return net.to(device).eval(), f'expert {i} of {store}, epoch {len(traj) - 1}', acc
 
 def parse_epochs(items):
     "['300'] -> 300 for every IPC; ['1=300', '50=100'] -> {1: 300, 50: 100}."
@@ -55,9 +41,6 @@ def main(argv=None):
     ap.add_argument('--epochs', nargs='*', help="coreset epochs: N for all IPCs, or IPC=N pairs (default: per dataset)")
     ap.add_argument('--full-epochs', type=int, help='epochs on the full training set (default: per dataset)')
     ap.add_argument('--full-runs', type=int, help='fresh networks on the full set (default: per dataset)')
-    ap.add_argument('--embedder', help='herding embedder: the last epoch of expert 0 in this ExpertStore folder (an expert is a '
-                                       'full-data ConvNet) instead of a full-data network trained here; with --full-epochs 0 '
-                                       'no full-data row is run')
     ap.add_argument('--runs', type=int, default=3, help='fresh networks per coreset')
     ap.add_argument('--n-evals', type=int, help='test evaluations per run (for best-over-time; default per dataset)')
     ap.add_argument('--lr', type=float, default=0.01, help='evaluation lr (real images have no learned syn_lr)')
@@ -90,17 +73,11 @@ def main(argv=None):
             print(f"{name:7s} ipc={str(ipc):5s} {method:8s} {rec['protocol']:24s} {res.acc_final_mean:5.1f} ± "
                   f"{res.acc_final_std:.1f} (best {res.acc_best_mean:5.1f})  {res.seconds:7.1f}s", flush=True)
 
-        full_epochs = d['full_epochs'] if a.full_epochs is None else a.full_epochs
-        if full_epochs:
-            full_p = replace(PROTOCOLS['mtt'], lr=a.lr, n_epochs=full_epochs)
-            full = evaluate_set(train.x, train.y, test, protocol=full_p, n_runs=a.full_runs or d['full_runs'],
-                                seed=a.seed, n_evals=n_evals, device=dev, return_nets=True)
-            record(None, 'full', full)
-        if a.embedder:  # herding's embedding: penultimate features of a full-data ConvNet (here a stored expert)
-            embedder, embedder_desc, embedder_acc = expert_embedder(a.embedder, dev)
-        elif full_epochs:
-            embedder, embedder_desc, embedder_acc = full.nets[0], f'ConvNet full-data run 0, {full.protocol}', full.accs[0]
-        elif 'herding' in a.methods: raise SystemExit('baselines: herding needs an embedder: --full-epochs > 0 or --embedder STORE')
+        full_p = replace(PROTOCOLS['mtt'], lr=a.lr, n_epochs=a.full_epochs or d['full_epochs'])
+        full = evaluate_set(train.x, train.y, test, protocol=full_p, n_runs=a.full_runs or d['full_runs'],
+                            seed=a.seed, n_evals=n_evals, device=dev, return_nets=True)
+        record(None, 'full', full)
+        embedder = full.nets[0]  # herding's embedding: penultimate features of a full-data ConvNet
         for ipc in a.ipcs:
             n_ep = epochs_arg if isinstance(epochs_arg, int) else (epochs_arg or {}).get(ipc, d['epochs'].get(ipc, 300))
             p = replace(PROTOCOLS['mtt'], lr=a.lr, n_epochs=n_ep)
@@ -111,7 +88,8 @@ def main(argv=None):
                 t_select = time.perf_counter() - t0
                 res = evaluate_set(x, y, test, protocol=p, n_runs=a.runs, seed=a.seed, n_evals=n_evals, device=dev)
                 extra = dict(select_seconds=round(t_select, 1))
-                if method == 'herding': extra.update(embedder=embedder_desc, embedder_acc=embedder_acc)
+                if method == 'herding': extra.update(embedder=f'ConvNet full-data run 0, {full.protocol}',
+                                                     embedder_acc=full.accs[0])
                 record(ipc, method, res, **extra)
 
 if __name__ == '__main__': main()
