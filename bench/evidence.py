@@ -24,6 +24,7 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import RESULTS, device_name, write_record
 from mim4dd.coreset import herding_coreset
+from mim4dd.cpu import keep_freed_memory
 from mim4dd.data import load_dataset
 from mim4dd.distill import Distiller, calibrate_lam, make_generators
 from mim4dd.evaluate import evaluate_set
@@ -99,6 +100,7 @@ def main(argv=None):
     ap.add_argument('--iterations', type=int, help="override the budget's distillation iterations (every distilled method)")
     ap.add_argument('--data_root', help='folder holding the dataset files (default: ../shared/data for MNIST)')
     ap.add_argument('--ensemble', action='store_true', help='evaluate the runs side by side (default: one at a time, as the older records)')
+    ap.add_argument('--system_malloc', action='store_true', help="leave glibc's malloc as it is (default: keep freed memory, mim4dd.cpu)")
     ap.add_argument('--pair', action='store_true', help='only pair the newest base and base+MIM records of each dataset, IPC and base '
                     '(written by two processes of one commit) into OUT_paired.jsonl')
     a = ap.parse_args(argv)
@@ -109,6 +111,7 @@ def main(argv=None):
                     print(pair_records(name, ipc, base, a.out))
         return
     if a.threads: torch.set_num_threads(a.threads)
+    kept = keep_freed_memory() if not a.system_malloc and a.device == 'cpu' else False
     for name in a.datasets:
         b = BUDGET[name]
         train, test = load_dataset(name, root=a.data_root or ROOTS.get(name))
@@ -122,7 +125,7 @@ def main(argv=None):
             embedder = build_net(store.manifest(0)['model']); load_flat_params_(embedder, store.load(0)[-1])
         for ipc in a.ipcs:
             ev = eval_kw(name, ipc, a.eval_runs)
-            common = dict(dataset=name, ipc=ipc, device=device_name(a.device), note=a.note,
+            common = dict(dataset=name, ipc=ipc, device=device_name(a.device), note=a.note, freed_memory_kept=kept,
                           experts=f"{b['n_experts']} x {b['train_epochs']} epochs", eval_runs=ev['n_runs'], n_evals=ev['n_evals'])
             accs, lams = {}, {}
             for method in a.methods:

@@ -19,6 +19,7 @@ import numpy as np, torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import device_name, write_record
 from bench.evidence import ROOTS, budget_spec, eval_kw
+from mim4dd.cpu import keep_freed_memory
 from mim4dd.data import load_dataset
 from mim4dd.distill import Distiller
 from mim4dd.evaluate import evaluate_set
@@ -32,11 +33,13 @@ def main(argv=None):
     ap.add_argument('--set', nargs='*', default=[], help='run spec fields, e.g. mtt.syn_lr_param=raw mtt.lr_img=1000')
     ap.add_argument('--work', default='runs/evidence', help="experts are read from (or trained into) WORK/<dataset>/experts")
     ap.add_argument('--threads', type=int); ap.add_argument('--note', default=''); ap.add_argument('--out', default='mtt_curve')
+    ap.add_argument('--system_malloc', action='store_true', help="leave glibc's malloc as it is (default: keep freed memory, mim4dd.cpu)")
     ap.add_argument('--summarise', action='store_true', help='only gather the points of curves of one commit, dataset, IPC, '
                     'settings and note that ran one seed a process into one record per iteration (OUT_summary.jsonl)')
     a = ap.parse_args(argv)
     if a.summarise: return summarise(a.dataset, a.ipc, a.out, a.set, a.note)
     if a.threads: torch.set_num_threads(a.threads)
+    kept = False if a.system_malloc else keep_freed_memory()
     try: spec = budget_spec(a.dataset, a.ipc, 'mtt', a.work, iterations=a.iterations, seed=a.seed).override(*a.set).check()
     except ValueError as e: raise SystemExit(f'mtt_curve: {e}')
     train, test = load_dataset(a.dataset, root=ROOTS.get(a.dataset))
@@ -46,7 +49,7 @@ def main(argv=None):
     ev = dict(eval_kw(a.dataset, a.ipc), n_runs=spec.eval.runs, n_epochs=spec.eval.epochs)  # n_evals: the budget's
     d = Distiller(spec.distill_config(), train, store)
     common = dict(dataset=a.dataset, ipc=a.ipc, seed=a.seed, experts=f"{e.n_experts} x {e.train_epochs} epochs",
-                  mtt=asdict(d.base.mcfg), overrides=a.set, spec=spec.to_dict(),
+                  mtt=asdict(d.base.mcfg), overrides=a.set, spec=spec.to_dict(), freed_memory_kept=kept,
                   eval=ev, device=device_name('cpu'), note=a.note, iterations_total=a.iterations)
     secs = 0.
     while True:

@@ -26,6 +26,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import write_record, device_name
 from bench.mtt_speed import plain_iteration, problem
+from mim4dd.cpu import keep_freed_memory
 from mim4dd.mtt import TrajectoryMatcher, MTTConfig
 from mim4dd.augment import DSA, dsa_strategy_for
 
@@ -125,14 +126,16 @@ def main():
     ap.add_argument('--precision', nargs='*', default=[], choices=['bf16'], help='also time the full unroll in these precisions, and their drift')
     ap.add_argument('--exact', action='store_true', help='also time the exact mode (in float32 and in each --precision)')
     ap.add_argument('--no_count', action='store_true', help='skip the profiled pass that counts operators (halves a long run)')
+    ap.add_argument('--keep_freed_memory', action='store_true', help='malloc keeps freed memory (mim4dd.cpu, chapter 05); recorded')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    kept = keep_freed_memory() if a.keep_freed_memory else False
     dev = torch.device(a.device)
     for shape in a.shape:
         for ipc in a.ipc:
             rec = dict(shape=shape, ipc=ipc, syn_steps=a.syn_steps, repeats=a.repeats, threads=a.threads,
                        device=device_name(a.device) if dev.type == 'cuda' else device_name('cpu'),
-                       load=os.getloadavg()[0], command='python bench/profile_unroll.py ' + ' '.join(sys.argv[1:]),
+                       load=os.getloadavg()[0], command='python bench/profile_unroll.py ' + ' '.join(sys.argv[1:]), freed_memory_kept=kept,
                        **measure(setting(shape, ipc, a.syn_steps, dev, a.precision, a.exact), a.repeats, a.warmup, dev, a.ops, not a.no_count))
             for p in a.precision: rec.update(drift(shape, ipc, a.syn_steps, dev, p))
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items() if 'top_ops' not in k}, flush=True)

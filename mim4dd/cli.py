@@ -5,8 +5,9 @@
 # %% auto #0
 __all__ = ['EXPERT_FLAGS', 'EVAL_FLAGS', 'FLAG_FIELDS', 'DEMO', 'DEMO_QUICK', 'UsageError', 'check_number', 'check_dataset',
            'check_out', 'dataset_options', 'LineProgress', 'run_script', 'console_script', 'resolve_device',
-           'flags_to_spec', 'flag_defaults', 'experts_spec', 'experts_cli', 'evaluate_distilled', 'eval_spec',
-           'eval_cli', 'check_run', 'distill_run', 'spec_from_flags', 'distill_cli', 'demo_spec', 'run_demo', 'demo']
+           'run_device', 'flags_to_spec', 'flag_defaults', 'experts_spec', 'experts_cli', 'evaluate_distilled',
+           'eval_spec', 'eval_cli', 'check_run', 'distill_run', 'spec_from_flags', 'distill_cli', 'demo_spec',
+           'run_demo', 'demo']
 
 # %% ../nbs/30_cli.ipynb #773399d8
 import argparse, inspect, io, json, math, numbers, os, re, sys, time
@@ -17,6 +18,7 @@ from typing import Optional
 import torch
 import torch.distributed as dist
 from fastcore.script import anno_parser, Param
+from .cpu import keep_freed_memory
 from .data import load_dataset, DATASETS
 from .nets import NETWORKS
 from .experts import ExpertStore, train_experts, experts_for, fit_zca, dist_rank_world
@@ -177,6 +179,12 @@ def resolve_device(device:str='auto') -> torch.device:
         raise UsageError(f'--device {device}: this torch ({torch.__version__}) sees no GPU; use --device cpu')
     return dev
 
+def run_device(spec) -> torch.device:
+    "The device of a run spec's loop; on the CPU, malloc keeps freed memory (chapter 05) unless loop.cpu_malloc='system'"
+    dev = resolve_device(spec.loop.device)
+    if dev.type == 'cpu' and spec.loop.cpu_malloc == 'keep': keep_freed_memory()
+    return dev
+
 # %% ../nbs/30_cli.ipynb #6b90f8a0
 def flags_to_spec(flags:dict, # the command line's values, by flag name
                   table:dict, # {flag: 'section.field'}: the field of the run spec each flag sets
@@ -244,7 +252,7 @@ def experts_cli(out:str=None, # the store folder (default: the spec's experts.st
     except ValueError as e: raise UsageError(str(e)) from e
     store = ExpertStore(check_out(spec.experts.store, 'out'))
     for i in store.ids(): store.manifest(i)  # a truncated or foreign file is named before anything is trained
-    world, dev = int(os.environ.get('WORLD_SIZE', 1)), resolve_device(spec.loop.device)
+    world, dev = int(os.environ.get('WORLD_SIZE', 1)), run_device(spec)
     train, test = load_dataset(d.name, d.root, download=d.download, **opts)
     spec = spec.resolve(train.info)
     if dev.type == 'cuda': torch.cuda.set_device(dev)
@@ -326,7 +334,7 @@ def eval_cli(distilled:str,            # a distilled.pt written by mim4dd_distil
     spec = spec.override(f"data.name={ds.dataset['name']}")  # the set knows what it was distilled from
     try: spec.check()
     except ValueError as e: raise UsageError(str(e)) from e
-    e, dev = spec.eval, resolve_device(spec.loop.device)
+    e, dev = spec.eval, run_device(spec)
     _, test = load_dataset(ds.dataset['name'], root=spec.data.root, download=spec.data.download, **_test_options(ds, spec.data.path))
     res = evaluate_distilled(ds, test, e.protocol, e.runs, e.epochs or None, spec.loop.seed, e.arch,
                              progress=progress and not quiet, device=dev)
@@ -351,7 +359,7 @@ def distill_run(spec:RunSpec, out, progress:bool=True) -> dict:
     try: spec.check()
     except ValueError as e: raise UsageError(str(e)) from e
     train, test = load_dataset(d.name, root=d.root, progress=progress, download=d.download, **dataset_options(d.name, d.path, d.size))
-    spec, device = spec.resolve(train.info, out), resolve_device(spec.loop.device)
+    spec, device = spec.resolve(train.info, out), run_device(spec)
     calibrate = spec.mim.lam == 0 and spec.mim.lam_ratio > 0
     cfg = spec.distill_config()
     check_run(cfg, train, out, spec.mim.lam_ratio if calibrate else None)

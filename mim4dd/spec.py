@@ -53,6 +53,7 @@ class LoopSpec:
     batch_real:int=256            # real images per iteration: DM draws this many per class, the MIM term this many class-balanced
     checkpoint_every:int=25       # iterations between checkpoints (0: only at the end)
     device:str='auto'             # 'auto' (the GPU of this process when torch sees one), 'cpu', 'cuda', 'cuda:1', ...
+    cpu_malloc:str='keep'         # on the CPU: 'keep' freed memory for reuse (chapter 05: no page faults per tensor) or 'system'
 
 @dataclass
 class MTTSpec:
@@ -252,6 +253,7 @@ def check(self:RunSpec) -> RunSpec:
     "Every setting a run can refuse before it loads anything; returns the spec"
     cfg = self.distill_config()
     if self.loop.base == 'mtt': cfg.mtt_config()  # the preset's fields with the overrides make a valid MTTConfig
+    if self.loop.cpu_malloc not in ('keep', 'system'): raise ValueError(f"loop.cpu_malloc must be 'keep' or 'system', got {self.loop.cpu_malloc!r}")
     if self.eval.runs < 1: raise ValueError(f'eval.runs must be >= 1, got {self.eval.runs}')
     for key in ('experts.n_experts', 'experts.train_epochs', 'eval.epochs', 'experts.seed', 'experts.ensemble'):
         if self.get(key) < 0: raise ValueError(f'{key} must be >= 0, got {self.get(key)}')
