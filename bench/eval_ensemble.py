@@ -19,6 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import write_record, device_name
+from mim4dd.cpu import keep_freed_memory
 from mim4dd.data import ImageSet, DatasetInfo
 from mim4dd.evaluate import evaluate_set
 
@@ -68,9 +69,11 @@ def main():
     ap.add_argument('--epochs', type=int, default=None, help='override EPOCHS[shape][ipc]')
     ap.add_argument('--repeats', type=int, default=None, help='override REPEATS[ipc]')
     ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--keep_freed_memory', action='store_true', help='malloc keeps freed memory (mim4dd.cpu); recorded')
     ap.add_argument('--dry', action='store_true', help='print, do not write')
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    kept = keep_freed_memory() if a.keep_freed_memory else False
     cmd = 'python bench/eval_ensemble.py ' + ' '.join(sys.argv[1:])
     for shape in a.shape:
         x, y, test = problem(shape, 1)  # warm-up: first calls of oneDNN and the allocator, both paths
@@ -83,7 +86,7 @@ def main():
                 rec = dict(shape=shape, ipc=ipc, K=K, n_epochs=n_epochs, repeats=repeats, seeds=list(range(repeats)),
                            protocol='mtt (DSA, lr 0.01, batch 256)', threads=torch.get_num_threads(), device=device_name('cpu'),
                            load_before=load, **measure(shape, ipc, K, n_epochs, repeats), load_after=os.getloadavg()[0],
-                           max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, command=cmd)
+                           freed_memory_kept=kept, max_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, command=cmd)
                 print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rec.items() if not k.endswith('_all')}, flush=True)
                 if not a.dry: write_record('eval_ensemble', **rec)
 

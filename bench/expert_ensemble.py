@@ -16,6 +16,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import write_record, device_name
+from mim4dd.cpu import keep_freed_memory
 from mim4dd.data import ImageSet, DatasetInfo
 from mim4dd.augment import dsa_strategy_for
 from mim4dd.experts import ExpertStore, _spec, model_config
@@ -34,9 +35,11 @@ def main(argv=None):
     ap.add_argument('--shape', default='cifar10', choices=list(SHAPES)); ap.add_argument('--K', nargs='+', type=int, default=[2, 4, 8])
     ap.add_argument('--n_train', type=int, default=1024); ap.add_argument('--repeats', type=int, default=2)
     ap.add_argument('--device', default='cpu'); ap.add_argument('--threads', type=int, default=1)
+    ap.add_argument('--keep_freed_memory', action='store_true', help='malloc keeps freed memory (mim4dd.cpu); recorded')
     ap.add_argument('--dry', action='store_true', help='print, do not write')
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
+    kept = keep_freed_memory() if a.keep_freed_memory else False
     dev = torch.device(a.device)
     sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
     train, test = data(a.shape, a.n_train)
@@ -61,7 +64,7 @@ def main(argv=None):
         rec = dict(shape=a.shape, K=K, n_train=a.n_train, epochs=1, batch_size=256, repeats=a.repeats, threads=a.threads,
                    device=device_name(a.device), load=os.getloadavg()[0], one_seconds=med['one'], group_seconds=med['group'],
                    throughput_ratio=med['one'] / med['group'], images_per_second_one=K * a.n_train / med['one'],
-                   images_per_second_group=K * a.n_train / med['group'], max_param_gap=max(gaps),
+                   images_per_second_group=K * a.n_train / med['group'], max_param_gap=max(gaps), freed_memory_kept=kept,
                    command='python bench/expert_ensemble.py ' + ' '.join(argv if argv is not None else sys.argv[1:]))
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items()}, flush=True)
         if not a.dry: write_record('expert_ensemble', **rec)
