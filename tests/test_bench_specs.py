@@ -1,5 +1,6 @@
 "The benchmark scripts build their runs as run specs (chapter 21), and pair records written by two processes of one commit."
 import json, sys
+import torch
 from dataclasses import asdict
 import pytest
 from conftest import ROOT
@@ -60,3 +61,23 @@ def test_curve_summary(tmp_path, monkeypatch):
     with path.open('a') as f: f.write(json.dumps(_point(1, 200, 30., commit='abc1234+dirty')) + '\n')
     with pytest.raises(SystemExit, match='one clean commit'): summarise('cifar10', 1, 'curve', ['eval.runs=3'], results=tmp_path)
     with pytest.raises(SystemExit, match='no curve'): summarise('mnist', 1, 'curve', results=tmp_path)
+
+def test_full_data_resumes(tmp_path, monkeypatch):
+    "bench/full_data.py: a record per epoch; killed after an epoch, the same command resumes to the same network"
+    from bench import full_data
+    monkeypatch.setattr(bench.common, 'RESULTS', tmp_path/'results')
+    whole = full_data.main(['--dataset', 'digits', '--epochs', '2', '--work', str(tmp_path/'a')])
+    recs = [json.loads(l) for l in (tmp_path/'results'/'full_data.jsonl').read_text().splitlines()]
+    assert [r['epoch'] for r in recs] == [1, 2] and recs[-1]['test_acc'] == pytest.approx(100 * whole['test_acc'][-1])
+    assert recs[-1]['test_acc'] > 80  # the digits ConvNet after two epochs
+    real = bench.common.write_record
+    def crash(name, **r):
+        real(name, **r)
+        raise KeyboardInterrupt  # killed after the first epoch's checkpoint
+    monkeypatch.setattr(full_data, 'write_record', crash)
+    with pytest.raises(KeyboardInterrupt): full_data.main(['--dataset', 'digits', '--epochs', '2', '--work', str(tmp_path/'b')])
+    monkeypatch.setattr(full_data, 'write_record', real)
+    again = full_data.main(['--dataset', 'digits', '--epochs', '2', '--work', str(tmp_path/'b')])
+    assert again['test_acc'] == whole['test_acc']
+    from mim4dd.experts import ExpertStore
+    assert torch.equal(ExpertStore(tmp_path/'a'/'digits').load(0).params, ExpertStore(tmp_path/'b'/'digits').load(0).params)
