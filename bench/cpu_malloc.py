@@ -67,6 +67,7 @@ def main(argv=None):
     ap.add_argument('--rounds', type=int, default=2, help='alternations of system and keep')
     ap.add_argument('--batches', type=int, default=20, help='expert SGD steps timed (experts)')
     ap.add_argument('--note', default='')
+    ap.add_argument('--dry', action='store_true', help='print, do not write')
     ap.add_argument('--child', help=argparse.SUPPRESS); ap.add_argument('--keep', action='store_true', help=argparse.SUPPRESS)
     a = ap.parse_args(argv)
     if a.child: return print(expert_child(a.batches, a.keep), flush=True)
@@ -88,7 +89,7 @@ def main(argv=None):
                        full_keep_over_plain_keep=med['keep']['full_seconds'] / med['keep']['plain_seconds'],
                        ipc=UNROLL[work][0], syn_steps=UNROLL[work][1])
         else: rec.update(batches=a.batches, batch_size=256)
-        write_record('cpu_malloc', **rec)
+        if not a.dry: write_record('cpu_malloc', **rec)
         print(work, 'keep/system', {k: round(v, 3) for k, v in rec['keep_over_system'].items()}, flush=True)
 
 if __name__ == '__main__': main()
