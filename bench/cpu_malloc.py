@@ -38,11 +38,10 @@ def expert_child(batches:int, keep:bool) -> dict:
     data = _Images(torch.randn(n, 3, 32, 32, generator=g), torch.randint(10, (n,), generator=g))
     net = get_network('ConvNet', 3, 10, (32, 32), seed=0)
     opt = torch.optim.SGD(net.parameters(), lr=0.01)
-    warm = _Images(data.x[:512], data.y[:512])
-    train_epoch(net, opt, warm, 256, DSA(dsa_strategy_for('cifar10')), g)
-    rest = _Images(data.x[512:], data.y[512:])
+    dsa, warm, rest = DSA(dsa_strategy_for('cifar10')), _Images(data.x[:512], data.y[:512]), _Images(data.x[512:], data.y[512:])
+    train_epoch(net, opt, warm, 256, dsa, g)
     t = time.perf_counter()
-    train_epoch(net, opt, rest, 256, DSA(dsa_strategy_for('cifar10')), g)
+    train_epoch(net, opt, rest, 256, dsa, g)
     secs = time.perf_counter() - t
     return dict(seconds=secs, images_per_second=len(rest) / secs, kept=kept)
 

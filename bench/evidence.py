@@ -53,7 +53,8 @@ BUDGET = {'digits': dict(n_experts=6, train_epochs=12, mtt={1: dict(syn_steps=10
           # (bench/results/mtt_gap_paired.jsonl, last 50 iterations -0.19 and -0.36).
           # One such iteration (50 student steps) took 14.8 s on one loaded CPU thread (bench/results/unroll_profile.jsonl),
           # so the 200 iterations cost ~45 min a run; the first CIFAR MTT rows ran `--iterations 50 --threads 2`.
-          # IPC 10: DM, random and herding only (an MTT iteration at IPC 10 with 30 steps takes ~100-140 s on one thread).
+          # IPC 10: DM, random and herding only (an MTT iteration at IPC 10 with 30 steps takes ~34 s on one thread with
+          # freed memory kept, ~75 s without: bench/results/cpu_malloc.jsonl; 200 iterations x 3 seeds x 2 methods is ~11 hours).
           'cifar10': dict(n_experts=2, train_epochs=3, mtt={1: dict(syn_steps=50, max_start_epoch=1, zca=False, lr_img=100.,
                                                                      lr_lr=1e-7, syn_lr_init=0.01, syn_lr_param='raw')},
                           iterations={1: 200}, dm_iterations={1: 100, 10: 100}, dm_kw=dict(batch_real=64),

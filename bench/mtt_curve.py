@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np, torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import device_name, write_record
+from bench.common import RESULTS, device_name, write_record
 from bench.evidence import ROOTS, budget_spec, eval_kw
 from mim4dd.cpu import keep_freed_memory
 from mim4dd.data import load_dataset
@@ -69,7 +69,7 @@ def main(argv=None):
 def summarise(dataset:str, ipc:int, out:str='mtt_curve', overrides=(), note:str='', results=None) -> list:
     """One record per iteration with every seed's accuracy at it, from the newest curve of each seed of (dataset, ipc,
     overrides, note) in bench/results/OUT.jsonl; refuses curves of different commits or dirty trees"""
-    path = Path(results or Path(__file__).resolve().parent / 'results') / f'{out}.jsonl'
+    path = Path(results or RESULTS) / f'{out}.jsonl'
     rows = [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
     rows = [r for r in rows if r['dataset'] == dataset and r['ipc'] == ipc and r.get('overrides', []) == list(overrides)
             and r.get('note', '') == note]
