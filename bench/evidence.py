@@ -53,11 +53,16 @@ BUDGET = {'digits': dict(n_experts=6, train_epochs=12, mtt={1: dict(syn_steps=10
           # (bench/results/mtt_gap_paired.jsonl, last 50 iterations -0.19 and -0.36).
           # One such iteration (50 student steps) took 14.8 s on one loaded CPU thread (bench/results/unroll_profile.jsonl),
           # so the 200 iterations cost ~45 min a run; the first CIFAR MTT rows ran `--iterations 50 --threads 2`.
-          # IPC 10: DM, random and herding only (an MTT iteration at IPC 10 with 30 steps takes ~34 s on one thread with
-          # freed memory kept, ~75 s without: bench/results/cpu_malloc.jsonl; 200 iterations x 3 seeds x 2 methods is ~11 hours).
+          # IPC 10: an MTT iteration with the preset's 30 steps takes ~34 s on one thread with freed memory kept (~75 s
+          # without: bench/results/cpu_malloc.jsonl), so 200 iterations x 3 seeds x 2 methods would be ~11 hours of a core;
+          # MTT and MTT+MIM get 30 iterations (~17 min a seed), max_start_epoch 2 (all that 3-epoch experts allow), no ZCA
+          # (the experts have none), and the step size from 0.01 with lr_lr 1e-7 as at IPC 1: in 30 iterations the step
+          # size barely moves, and the set is evaluated at it (300 epochs at the preset's 0.001 undertrain, see MNIST).
           'cifar10': dict(n_experts=2, train_epochs=3, mtt={1: dict(syn_steps=50, max_start_epoch=1, zca=False, lr_img=100.,
+                                                                     lr_lr=1e-7, syn_lr_init=0.01, syn_lr_param='raw'),
+                                                            10: dict(syn_steps=30, max_start_epoch=2, zca=False, lr_img=100.,
                                                                      lr_lr=1e-7, syn_lr_init=0.01, syn_lr_param='raw')},
-                          iterations={1: 200}, dm_iterations={1: 100, 10: 100}, dm_kw=dict(batch_real=64),
+                          iterations={1: 200, 10: 30}, dm_iterations={1: 100, 10: 100}, dm_kw=dict(batch_real=64),
                           eval_epochs={1: 300, 10: 300}, eval_runs=2, n_evals=1)}
 METHODS = ('random', 'herding', 'mtt', 'mtt+mim', 'dm', 'dm+mim')
 

@@ -121,7 +121,7 @@ def main(argv=None):
     ap.add_argument('--threads', type=int); ap.add_argument('--note', default='')
     ap.add_argument('--compare', action='store_true', help='pair reference runs with mtt_curve.jsonl runs of the same seeds and settings')
     a = ap.parse_args(argv)
-    if a.compare: return compare(a.iterations, a.set, a.work)
+    if a.compare: return compare(a.iterations, a.set)
     if a.mtt_repo is None or not (a.mtt_repo / 'distill.py').is_file():
         raise SystemExit(f'reference_mtt: --mtt_repo must be a checkout of the reference MTT code with distill.py, got {a.mtt_repo}')
     if a.threads: torch.set_num_threads(a.threads)
@@ -157,21 +157,23 @@ def main(argv=None):
           f'{rec["loss_last50"]:.4f}, {out["seconds_per_iteration"]:.2f} s an iteration)', flush=True)
     return rec
 
-def _rows(name:str) -> list:
-    p = RESULTS / f'{name}.jsonl'
+def _rows(name:str, results=None) -> list:
+    p = Path(results or RESULTS) / f'{name}.jsonl'
     return [json.loads(l) for l in open(p)] if p.exists() else []
 
-def compare(iterations:int, sets, work:str) -> list:
-    "Pair each reference run with our mtt_curve run of the same seed, settings and evaluation (newest of each)"
+def compare(iterations:int, sets, results=None) -> list:
+    "Pair each reference run with our mtt_curve run of the same seed, settings and evaluation (newest of each, clean commits)"
     ref = {}
-    for r in _rows('reference_mtt'):
+    for r in _rows('reference_mtt', results):
         if r['iterations'] == iterations and r['overrides'] == list(sets): ref[r['seed']] = r
     ours = {}
-    for r in _rows('mtt_curve'):
+    for r in _rows('mtt_curve', results):
         if (r.get('dataset'), r.get('ipc'), r.get('iteration'), r.get('iterations_total')) == (DATASET, IPC, iterations, iterations) \
            and r.get('overrides') == list(sets) and r['mtt'].get('syn_lr_param') == 'raw': ours[r['seed']] = r
     seeds = sorted(set(ref) & set(ours))
     if not seeds: raise SystemExit('reference_mtt: no seed has both a reference run and a run of ours at these settings')
+    dirty = sorted({r['commit'] for r in [*ref.values(), *ours.values()] if r['commit'].endswith('+dirty')})
+    if dirty: raise SystemExit(f'reference_mtt: records of uncommitted trees ({dirty}) are not paired')
     out = []
     for metric, get_r, get_o in (('acc', lambda r: r['acc'], lambda o: o['acc']),
                                  ('loss_last100', lambda r: r['loss_mean_by_100'][-1], lambda o: o['loss_mean'])):

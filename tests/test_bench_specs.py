@@ -81,3 +81,42 @@ def test_full_data_resumes(tmp_path, monkeypatch):
     assert again['test_acc'] == whole['test_acc']
     from mim4dd.experts import ExpertStore
     assert torch.equal(ExpertStore(tmp_path/'a'/'digits').load(0).params, ExpertStore(tmp_path/'b'/'digits').load(0).params)
+
+def test_reference_buffer_and_args():
+    "bench/reference_mtt.py: our experts in the reference's replay-buffer layout, parameter by parameter; settings it has no flag for are refused"
+    from bench.reference_mtt import write_buffer, reference_args
+    from mim4dd.mtt import MTTConfig
+    from mim4dd.nets import ConvNet, param_names, param_shapes
+    net = ConvNet(3, 10, 32)
+    n = sum(p.numel() for p in net.parameters())
+    trajs = [[torch.randn(n) for _ in range(3)] for _ in range(2)]
+    class Store:
+        def ids(self): return [0, 1]
+        def load(self, i): return trajs[i]
+    names_shapes = list(zip(param_names(net), param_shapes(net)))
+    import tempfile, pathlib
+    with tempfile.TemporaryDirectory() as d:
+        path = pathlib.Path(d)/'b'/'replay_buffer_0.pt'
+        assert write_buffer(Store(), names_shapes, net, path) == 2
+        buf = torch.load(path)
+        assert [[tuple(p.shape) for p in ep] for ep in buf[1]][0] == [tuple(p.shape) for p in net.parameters()]
+        assert all(torch.equal(torch.cat([p.reshape(-1) for p in buf[i][e]]), trajs[i][e]) for i in range(2) for e in range(3))
+        with pytest.raises(SystemExit, match='reference ConvNet has parameters'): write_buffer(Store(), names_shapes, ConvNet(3, 10, 32, width=64), path)
+    args = reference_args(MTTConfig(syn_steps=50, expert_epochs=2, max_start_epoch=1, lr_img=100., lr_lr=1e-7, syn_lr_init=0.01), 200, 'buf')
+    flags = dict(zip(args[::2], args[1::2]))
+    assert flags['--syn_steps'] == '50' and flags['--max_start_epoch'] == '1' and flags['--lr_teacher'] == '0.01' and flags['--Iteration'] == '200'
+    with pytest.raises(SystemExit, match='without ZCA'): reference_args(MTTConfig(zca=True), 10, 'buf')
+
+def test_reference_compare(tmp_path, monkeypatch):
+    "bench/reference_mtt.py --compare: each seed's newest reference run against our curve's point at the same iteration"
+    from bench.reference_mtt import compare
+    monkeypatch.setattr(bench.common, 'RESULTS', tmp_path)
+    ref = [dict(seed=s, iterations=200, overrides=['eval.runs=3'], acc=a, loss_mean_by_100=[0.9, l], commit='abc1234')
+           for s, a, l in ((0, 28., 0.75), (1, 29., 0.76))]
+    ours = [_point(s, 200, a, iterations_total=200, loss_mean=l, mtt={'syn_lr_param': 'raw'}) for s, a, l in ((0, 27., 0.8), (1, 28.5, 0.78))]
+    (tmp_path/'reference_mtt.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in ref))
+    (tmp_path/'mtt_curve.jsonl').write_text(''.join(json.dumps(r) + '\n' for r in ours))
+    acc, loss = compare(200, ['eval.runs=3'], results=tmp_path)
+    assert acc['seeds'] == [0, 1] and acc['diff_mean'] == pytest.approx(-0.75) and acc['reference'] == [28., 29.]
+    assert loss['metric'] == 'loss_last100' and loss['diff_mean'] == pytest.approx(0.035)
+    with pytest.raises(SystemExit, match='no seed'): compare(100, ['eval.runs=3'], results=tmp_path)
