@@ -31,7 +31,7 @@ import numpy as np, torch
 from scipy import stats
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from bench.common import RESULTS, commit, device_name, write_record
+from bench.common import RESULTS, device_name, write_record
 from bench.evidence import ROOTS, budget_spec
 from mim4dd.cpu import keep_freed_memory
 
