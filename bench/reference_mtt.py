@@ -4,6 +4,7 @@ question: is our CIFAR-10 IPC 1 gap the loop's or the starting images'?).
     git --git-dir /work/.mirror/GeorgeCazenavette+mtt-distillation/repo archive HEAD | tar -x -C /tmp/mtt_ref
     python bench/reference_mtt.py --mtt_repo /tmp/mtt_ref --seed 0 --threads 1 --set eval.runs=3   # ~22 min on one core
     python bench/reference_mtt.py --compare --set eval.runs=3      # pair with bench/mtt_curve.py's runs of the same seeds
+    python bench/reference_mtt.py --mtt_repo /tmp/mtt_ref --speed 2 --iterations 20 --threads 1   # wall time, ~8 min
 
 The reference (GeorgeCazenavette/mtt-distillation) is not part of mim4dd and nothing of it is copied here: its
 `distill.py` is executed as it is, from the checkout given by `--mtt_repo`, with four things put in its way:
@@ -24,6 +25,8 @@ and epochs, the same evaluation seed, at the learned step size), so a reference 
 the starting images, the experts and the evaluation networks' initialisations. Records (bench/results/reference_mtt.jsonl):
 one per run with accuracy, learned step size, matching loss per iteration and seconds per iteration; `--compare` writes
 one record (reference_mtt_paired.jsonl) per metric pairing them with mtt_curve.jsonl's points at the same iteration.
+`--speed R` times the two loops in one process instead, `--iterations` each, alternating R rounds (reference, then ours:
+`Distiller.step` from the same start), and writes the median seconds an iteration of each (reference_mtt_speed.jsonl).
 """
 import argparse, json, os, runpy, sys, tempfile, time, types
 from pathlib import Path
@@ -120,6 +123,8 @@ def main(argv=None):
     ap.add_argument('--work', default='runs/evidence', help='experts are read from WORK/cifar10/experts (bench/mtt_curve.py trains them)')
     ap.add_argument('--threads', type=int); ap.add_argument('--note', default='')
     ap.add_argument('--compare', action='store_true', help='pair reference runs with mtt_curve.jsonl runs of the same seeds and settings')
+    ap.add_argument('--mtt_commit', help="the reference's commit, recorded (default: git rev-parse HEAD in --mtt_repo)")
+    ap.add_argument('--speed', type=int, default=0, help='time R alternating rounds of both loops instead (no evaluation)')
     a = ap.parse_args(argv)
     if a.compare: return compare(a.iterations, a.set)
     if a.mtt_repo is None or not (a.mtt_repo / 'distill.py').is_file():
@@ -139,7 +144,8 @@ def main(argv=None):
     d = Distiller(spec.distill_config(), train, store)  # only for the seed's starting images and labels
     x0, y0, mtt = d.x_syn.detach().clone(), d.y_syn.clone(), d.base.mcfg
     names_shapes = list(zip(param_names(d.base.net), param_shapes(d.base.net)))
-    ref_commit = os.popen(f'git -C "{a.mtt_repo}" rev-parse HEAD 2>/dev/null').read().strip() or None
+    ref_commit = a.mtt_commit or os.popen(f'git -C "{a.mtt_repo}" rev-parse HEAD 2>/dev/null').read().strip() or None
+    if a.speed: return speed(a, spec, train, store, x0, y0, mtt, names_shapes, ref_commit, kept)
     with tempfile.TemporaryDirectory() as tmp:
         out = run_reference(a.mtt_repo.resolve(), x0, y0, mtt, a.iterations, store, names_shapes, Path(tmp))
     ev = dict(eval_kw(DATASET, IPC), n_runs=spec.eval.runs, n_epochs=spec.eval.epochs)
@@ -156,6 +162,28 @@ def main(argv=None):
     print(f'reference MTT seed {a.seed}: {res.acc_final_mean:.2f} % (alpha {out["syn_lr"]:.4g}, loss over the last 50 '
           f'{rec["loss_last50"]:.4f}, {out["seconds_per_iteration"]:.2f} s an iteration)', flush=True)
     return rec
+
+def speed(a, spec, train, store, x0, y0, mtt, names_shapes, ref_commit, kept) -> dict:
+    "Median seconds an iteration of the reference loop and of ours, alternating rounds in this process"
+    from mim4dd.distill import Distiller
+    ref, ours = [], []
+    for r in range(a.speed):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = run_reference(a.mtt_repo.resolve(), x0, y0, mtt, a.iterations, store, names_shapes, Path(tmp))
+        ref.append(out['seconds_per_iteration'])
+        d = Distiller(spec.distill_config(), train, store)
+        if not torch.equal(d.x_syn.detach(), x0): raise SystemExit('reference_mtt: our start moved between rounds')
+        times = []
+        for _ in range(a.iterations):
+            t0 = time.perf_counter(); d.step(); times.append(time.perf_counter() - t0)
+        ours.append(float(np.median(times)))
+        print(f'round {r}: reference {ref[-1]:.3f} s an iteration, ours {ours[-1]:.3f} s', flush=True)
+    return write_record('reference_mtt_speed', dataset=DATASET, ipc=IPC, seed=a.seed, iterations_per_round=a.iterations, rounds=a.speed,
+                        mtt=dict(syn_steps=mtt.syn_steps, expert_epochs=mtt.expert_epochs, max_start_epoch=mtt.max_start_epoch,
+                                 syn_lr_param=mtt.syn_lr_param, mode=spec.distill_config().mode, precision=mtt.precision),
+                        reference_seconds=ref, ours_seconds=ours, ratio=float(np.median(ours) / np.median(ref)),
+                        reference_commit=ref_commit, freed_memory_kept=kept, device=device_name('cpu'),
+                        load=os.getloadavg()[0], note=a.note)
 
 def _rows(name:str, results=None) -> list:
     p = Path(results or RESULTS) / f'{name}.jsonl'
