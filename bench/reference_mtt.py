@@ -1,7 +1,8 @@
 """The reference MTT code run unmodified beside ours, from the same experts and the same starting images (issue 13's
 question: is our CIFAR-10 IPC 1 gap the loop's or the starting images'?).
 
-    git --git-dir /work/.mirror/GeorgeCazenavette+mtt-distillation/repo archive HEAD | tar -x -C /tmp/mtt_ref
+    G=/work/.mirror/GeorgeCazenavette+mtt-distillation/repo; mkdir -p /tmp/mtt_ref     # the code files only: `git archive`
+    for f in distill.py utils.py networks.py reparam_module.py; do git --git-dir $G show HEAD:$f > /tmp/mtt_ref/$f; done
     python bench/reference_mtt.py --mtt_repo /tmp/mtt_ref --seed 0 --threads 1 --set eval.runs=3   # ~22 min on one core
     python bench/reference_mtt.py --compare --set eval.runs=3      # pair with bench/mtt_curve.py's runs of the same seeds
     python bench/reference_mtt.py --mtt_repo /tmp/mtt_ref --speed 2 --iterations 20 --threads 1   # wall time, ~8 min
@@ -69,6 +70,11 @@ def write_buffer(store, names_shapes, ref_net, path:Path) -> int:
     torch.save(buffer, path)
     return len(buffer)
 
+def _mtt_fields(mtt, *extra) -> dict:
+    "The MTT settings a record states (those distill.py takes, and `extra` fields)"
+    keys = ('syn_steps', 'expert_epochs', 'max_start_epoch', 'lr_img', 'lr_lr', 'syn_lr_init', *extra)
+    return {k: getattr(mtt, k) for k in keys}
+
 def _wandb_stub(losses:list, times:list):
     "What distill.py uses of wandb, keeping the matching loss (and its time) of every iteration"
     class Config:
@@ -83,7 +89,7 @@ def _wandb_stub(losses:list, times:list):
 
 def run_reference(mtt_repo:Path, x0, y0, mtt, iterations:int, store, names_shapes, workdir:Path) -> dict:
     "Run the reference distill.py from images `x0` (labels `y0`); return the final images, step size, losses, timing"
-    sys.path.insert(0, str(mtt_repo))
+    if str(mtt_repo) not in sys.path: sys.path.insert(0, str(mtt_repo))
     losses, times, seen = [], [], []
     sys.modules['wandb'] = _wandb_stub(losses, times)
     sys.modules.setdefault('kornia', types.ModuleType('kornia'))  # only its ZCA uses kornia; ZCA is off here
@@ -153,8 +159,7 @@ def main(argv=None):
     L = out['losses']
     rec = write_record('reference_mtt', dataset=DATASET, ipc=IPC, seed=a.seed, implementation='reference distill.py',
                        reference_commit=ref_commit, iterations=a.iterations, experts=f'{out["n_experts"]} x {spec.experts.train_epochs} epochs',
-                       mtt=dict(syn_steps=mtt.syn_steps, expert_epochs=mtt.expert_epochs, max_start_epoch=mtt.max_start_epoch,
-                                lr_img=mtt.lr_img, lr_lr=mtt.lr_lr, syn_lr_init=mtt.syn_lr_init),
+                       mtt=_mtt_fields(mtt),
                        overrides=a.set, eval=ev, acc=res.acc_final_mean, acc_std=res.acc_final_std, protocol=res.protocol,
                        syn_lr=out['syn_lr'], losses=L, loss_mean_by_100=[float(np.mean(L[i:i + 100])) for i in range(0, len(L), 100)],
                        loss_last50=float(np.mean(L[-50:])), seconds_per_iteration=out['seconds_per_iteration'], wall=out['wall'],
@@ -179,8 +184,7 @@ def speed(a, spec, train, store, x0, y0, mtt, names_shapes, ref_commit, kept) ->
         ours.append(float(np.median(times)))
         print(f'round {r}: reference {ref[-1]:.3f} s an iteration, ours {ours[-1]:.3f} s', flush=True)
     return write_record('reference_mtt_speed', dataset=DATASET, ipc=IPC, seed=a.seed, iterations_per_round=a.iterations, rounds=a.speed,
-                        mtt=dict(syn_steps=mtt.syn_steps, expert_epochs=mtt.expert_epochs, max_start_epoch=mtt.max_start_epoch,
-                                 syn_lr_param=mtt.syn_lr_param, mode=spec.distill_config().mode, precision=mtt.precision),
+                        mtt=dict(_mtt_fields(mtt, 'syn_lr_param', 'precision'), mode=spec.distill_config().mode),
                         reference_seconds=ref, ours_seconds=ours, ratio=float(np.median(ours) / np.median(ref)),
                         reference_commit=ref_commit, freed_memory_kept=kept, device=device_name('cpu'),
                         load=os.getloadavg()[0], note=a.note)
