@@ -6,6 +6,7 @@
     python bench/evidence.py --datasets mnist --ipcs 10 --methods mtt --threads 1 &          # base and +MIM on a core each,
     python bench/evidence.py --datasets mnist --ipcs 10 --methods mtt+mim --threads 1; wait  # one commit, then pair them:
     python bench/evidence.py --datasets mnist --ipcs 10 --methods mtt+mim --pair
+    python bench/evidence.py --datasets cifar10 --ipcs 10 --methods mtt --threads 1 --set mtt.mode=exact  # memory-flat unroll
 
 Every distilled method gets the same experts, seeds, initial images and iteration budget; the MIM weight lam is
 calibrated once (seed 0) so that lam * L_MIM is `--ratio` of the base loss at the start, then fixed for all seeds.
@@ -105,6 +106,8 @@ def main(argv=None):
     ap.add_argument('--device', default='cpu', help="where to distil and evaluate ('cuda' on a GPU); recorded")
     ap.add_argument('--iterations', type=int, help="override the budget's distillation iterations (every distilled method)")
     ap.add_argument('--data_root', help='folder holding the dataset files (default: ../shared/data for MNIST)')
+    ap.add_argument('--set', nargs='*', default=[], help="run spec fields of every distilled method, e.g. mtt.mode=exact "
+                    "(constant memory, the same gradients: two IPC 10 MTT processes fit in 24 GB); recorded in each record's spec")
     ap.add_argument('--ensemble', action='store_true', help='evaluate the runs side by side (default: one at a time, as the older records)')
     ap.add_argument('--system_malloc', action='store_true', help="leave glibc's malloc as it is (default: keep freed memory, mim4dd.cpu)")
     ap.add_argument('--pair', action='store_true', help='only pair the newest base and base+MIM records of each dataset, IPC and base '
@@ -146,7 +149,7 @@ def main(argv=None):
                     else:
                         kw = dict(seed=seed, **({'iterations': a.iterations} if a.iterations else {}),
                                   **({'critic': a.critic} if method.endswith('+mim') else {}))
-                        spec = budget_spec(name, ipc, base, a.work, a.eval_runs, a.device, **kw)
+                        spec = budget_spec(name, ipc, base, a.work, a.eval_runs, a.device, **kw).override(*a.set)
                         if method.endswith('+mim'):  # lam calibrated once (first seed), then fixed for every seed
                             if base not in lams: lams[base] = calibrate_lam(spec.distill_config(), train, store, ratio=a.ratio, device=a.device)
                             spec = spec.override(f'mim.lam={lams[base]!r}')
@@ -192,6 +195,10 @@ def pair_records(name:str, ipc:int, base:str, out:str='evidence', results=None) 
     b, m = newest[base], newest[f'{base}+mim']
     for k in ('commit', 'seeds', 'protocol', 'experts'):
         if b.get(k) != m.get(k): raise SystemExit(f'{name} IPC {ipc}: the newest {base} and {base}+mim records differ in {k} ({b.get(k)!r} vs {m.get(k)!r})')
+    if 'spec' in b and 'spec' in m:  # the same run but for the MIM term (e.g. both with --set mtt.mode=exact)
+        for sec in sorted(set(b['spec']) | set(m['spec'])):
+            if sec != 'mim' and b['spec'].get(sec) != m['spec'].get(sec):
+                raise SystemExit(f"{name} IPC {ipc}: the newest {base} and {base}+mim records differ in their spec's {sec!r} section")
     if b['commit'].endswith('+dirty'): raise SystemExit(f'{name} IPC {ipc}: the records come from an uncommitted tree ({b["commit"]}); not paired')
     return write_pair(out, {k: m.get(k) for k in COMMON}, base, b['per_seed'], m['per_seed'], m.get('lam'), m['protocol'],
                       commit=m['commit'], paired_by=f"the newest {base} and {base}+mim records of {out}.jsonl ({b['time']}, {m['time']})")

@@ -38,6 +38,14 @@ def test_pair_records(tmp_path, monkeypatch):
     with path.open('a') as f: f.write(json.dumps(_rec('mtt+mim', [1., 2., 3.], commit='def5678')) + '\n')
     with pytest.raises(SystemExit, match='differ in commit'): pair_records('mnist', 1, 'mtt', 'ev', results=tmp_path)
     with pytest.raises(SystemExit, match='no dm and dm\\+mim records'): pair_records('mnist', 1, 'dm', 'ev', results=tmp_path)
+    # two processes of one commit whose runs differ in more than the MIM term (here the unroll mode) are not a pair
+    spec = lambda mode, lam: {'mtt': {'mode': mode}, 'mim': {'lam': lam}}
+    with path.open('a') as f:
+        for rec in (_rec('mtt', [1., 2., 3.], spec=spec('exact', 0.)), _rec('mtt+mim', [2., 2., 3.], spec=spec('exact', .01))):
+            f.write(json.dumps(rec) + '\n')
+    assert pair_records('mnist', 1, 'mtt', 'ev', results=tmp_path)['per_seed'] == [1., 0., 0.]
+    with path.open('a') as f: f.write(json.dumps(_rec('mtt+mim', [2., 2., 3.], spec=spec('full', .01))) + '\n')
+    with pytest.raises(SystemExit, match="differ in their spec's 'mtt' section"): pair_records('mnist', 1, 'mtt', 'ev', results=tmp_path)
 
 def _point(seed, it, acc, commit='abc1234', **kw):
     return {**dict(dataset='cifar10', ipc=1, seed=seed, iteration=it, acc=acc, syn_lr=0.01, loss_mean=None if it == 0 else 0.7,
