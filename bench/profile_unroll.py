@@ -13,11 +13,14 @@ bench/results/unroll_profile.jsonl.
     python bench/profile_unroll.py --shape cifar10 --ipc 1 --syn_steps 50 --repeats 2 --warmup 1 --ops    # issue 14's settings
     python bench/profile_unroll.py --shape cifar10 --ipc 10 --syn_steps 30 --repeats 1 --warmup 1 --ops
     python bench/profile_unroll.py --shape cifar10 --ipc 1 --syn_steps 50 --repeats 3 --warmup 1 --precision bf16
+    python bench/profile_unroll.py --shape cifar10 --ipc 1 --syn_steps 50 --repeats 5 --warmup 1 --layout channels_last --no_count --keep_freed_memory
 
 `--precision bf16` adds a third loop, `full_bf16` (the full unroll with MTTConfig.precision='bf16': the student's
 forward under bfloat16 autocast), to the interleaved timing, and records how far its gradient on the pixels is from the
 float32 one on the same segment, batches and DSA draws (relative error, cosine, and the loss's relative change).
-`--exact` adds the exact mode (constant memory) in float32 and in each precision.
+`--exact` adds the exact mode (constant memory) in float32 and in each precision. `--layout channels_last` adds each
+loop again with the student's batch in channels-last memory order (MTTConfig.layout; the same numbers), and MTT's plain
+loop on a channels-last copy of the images (`plain_cl`), so the layout's gain and the loops' can be told apart.
 """
 import argparse, os, sys, time
 from pathlib import Path
@@ -31,17 +34,18 @@ from mim4dd.mtt import TrajectoryMatcher, MTTConfig
 from mim4dd.augment import DSA, dsa_strategy_for
 
 
-def make_matcher(net, t0, t1, n:int, dsa, g, precision:str='float32', mode:str='full') -> TrajectoryMatcher:
+def make_matcher(net, t0, t1, n:int, dsa, g, precision:str='float32', mode:str='full', layout:str='contiguous') -> TrajectoryMatcher:
     "A matcher over the one segment (t0 -> t1) with n student steps, DSA on"
     return TrajectoryMatcher(net, [torch.stack([t0, t1])], MTTConfig(syn_steps=n, expert_epochs=1, max_start_epoch=1, dsa=True,
-                                                                     precision=precision), dsa=dsa, generator=g, mode=mode)
+                                                                     precision=precision, layout=layout), dsa=dsa, generator=g, mode=mode)
 
-def setting(shape:str, ipc:int, n:int, dev, precisions=(), exact:bool=False):
-    """The iteration functions (plain, full, full_<p> for each extra precision; with `exact`, exact and exact_<p> too) on
-    the same network, images, targets, DSA and generator"""
+def setting(shape:str, ipc:int, n:int, dev, precisions=(), exact:bool=False, channels_last:bool=False):
+    """The iteration functions (plain, full, full_<p> for each extra precision; with `exact`, exact and exact_<p> too;
+    with `channels_last`, each of those again as <name>_cl in that layout, and plain_cl: MTT's loop on a channels-last
+    copy of the images) on the same network, images, targets, DSA and generator"""
     g, net, x, y, t0, t1, step = problem(shape, ipc, dev)
     dsa = DSA(dsa_strategy_for(shape))
-    matcher = lambda p, mode='full': make_matcher(net, t0, t1, n, dsa, g, p, mode)
+    matcher = lambda p, mode='full', layout='contiguous': make_matcher(net, t0, t1, n, dsa, g, p, mode, layout)
     def run(f):
         def it(): x.grad = None; step.zero_grad(); f()
         return it
@@ -51,6 +55,15 @@ def setting(shape:str, ipc:int, n:int, dev, precisions=(), exact:bool=False):
     if exact:
         fs['exact'] = run(lambda m=matcher('float32', 'exact'): m.loss_and_grad(x, y, step))
         for p in precisions: fs[f'exact_{p}'] = run(lambda m=matcher(p, 'exact'): m.loss_and_grad(x, y, step))
+    if channels_last:
+        xcl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
+        def plain_cl(): xcl.grad = None; step.zero_grad(); plain_iteration(net, xcl, y, step.value, t0, t1, n, len(xcl), dsa, g)
+        cl = {'plain_cl': plain_cl}
+        for k in list(fs):
+            if k == 'plain': continue
+            mode, p = ('exact' if k.startswith('exact') else 'full'), (k.split('_', 1)[1] if '_' in k else 'float32')
+            cl[f'{k}_cl'] = run(lambda m=matcher(p, mode, 'channels_last'): m.loss_and_grad(x, y, step))
+        fs.update(cl)
     return fs
 
 def drift(shape:str, ipc:int, n:int, dev, precision:str) -> dict:
@@ -125,6 +138,8 @@ def main():
     ap.add_argument('--ops', action='store_true', help='record the per-operator and per-kind shares of self time')
     ap.add_argument('--precision', nargs='*', default=[], choices=['bf16'], help='also time the full unroll in these precisions, and their drift')
     ap.add_argument('--exact', action='store_true', help='also time the exact mode (in float32 and in each --precision)')
+    ap.add_argument('--layout', nargs='*', default=[], choices=['channels_last'], help="also time every loop with the "
+                    "student's batch in this memory layout (MTTConfig.layout; names end in _cl)")
     ap.add_argument('--no_count', action='store_true', help='skip the profiled pass that counts operators (halves a long run)')
     ap.add_argument('--keep_freed_memory', action='store_true', help='malloc keeps freed memory (mim4dd.cpu, chapter 05); recorded')
     a = ap.parse_args()
@@ -136,7 +151,7 @@ def main():
             rec = dict(shape=shape, ipc=ipc, syn_steps=a.syn_steps, repeats=a.repeats, threads=a.threads,
                        device=device_name(a.device) if dev.type == 'cuda' else device_name('cpu'),
                        load=os.getloadavg()[0], command='python bench/profile_unroll.py ' + ' '.join(sys.argv[1:]), freed_memory_kept=kept,
-                       **measure(setting(shape, ipc, a.syn_steps, dev, a.precision, a.exact), a.repeats, a.warmup, dev, a.ops, not a.no_count))
+                       **measure(setting(shape, ipc, a.syn_steps, dev, a.precision, a.exact, bool(a.layout)), a.repeats, a.warmup, dev, a.ops, not a.no_count))
             for p in a.precision: rec.update(drift(shape, ipc, a.syn_steps, dev, p))
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items() if 'top_ops' not in k}, flush=True)
             if not a.dry: write_record('unroll_profile', **rec)

@@ -20,7 +20,7 @@ from .nets import get_network, functional_features
 from .augment import DSA, dsa_strategy_for
 from .evaluate import fresh_net
 from .experts import ExpertStore, model_config, zca_identity, apply_zca
-from .mtt import TrajectoryMatcher, StepSize, MTTConfig, mtt_preset, make_optimizers, PRECISIONS
+from .mtt import TrajectoryMatcher, StepSize, MTTConfig, mtt_preset, make_optimizers, PRECISIONS, LAYOUTS
 from .mi import BOUNDS, NEGATIVES
 from .mim import MIMLoss, MIM_AUGMENT, FEATURE_POOLS, balanced_batch, mim_view
 from .dm import dm_loss, random_init_, DMConfig
@@ -61,6 +61,7 @@ class DistillConfig:
     syn_lr_param:Optional[str]=None # MTT step size: 'log' (alpha0*exp(u/alpha0), ours) or 'raw' (the reference's); None: preset
     mode:str='full'               # MTT unroll: 'full' or 'exact' (constant memory, same gradients)
     precision:str='float32'       # MTT student's forward: 'float32' or 'bf16' (autocast; gradients and loss stay float32)
+    layout:str='contiguous'       # MTT student's batch: 'contiguous' (NCHW) or 'channels_last' (NHWC, same numbers)
     zca:Optional[bool]=None       # MTT: images in ZCA space (the experts' store must hold zca.pt); None: preset
     # DM
     lr_img_dm:float=1.0           # SGD learning rate of the pixels under DM
@@ -79,6 +80,7 @@ class DistillConfig:
         need(self.pool in FEATURE_POOLS, f'pool must be one of {FEATURE_POOLS}, got {self.pool!r}')
         need(self.mode in ('full', 'exact'), f"mode must be 'full' or 'exact', got {self.mode!r}")
         need(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        need(self.layout in LAYOUTS, f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         for k in ('ipc', 'iterations', 'dim', 'batch_real'):
             need(isinstance(getattr(self, k), int) and getattr(self, k) >= 1, f'{k} must be an int >= 1, got {getattr(self, k)!r}')
         need(self.lam >= 0, f'lam must be >= 0, got {self.lam}')
@@ -96,7 +98,8 @@ def mtt_config(self:DistillConfig, info=None) -> MTTConfig: # info: the data's D
     "The MTT settings: the preset for (dataset, ipc) with this config's overrides"
     over = {k: getattr(self, k) for k in MTT_FIELDS if getattr(self, k) is not None}
     if over.get('batch_syn') == 0: over['batch_syn'] = None  # every image, whatever the preset says
-    return mtt_preset(self.dataset, self.ipc, info, **over, dsa=self.dsa, batch_real=self.batch_real, precision=self.precision)
+    return mtt_preset(self.dataset, self.ipc, info, **over, dsa=self.dsa, batch_real=self.batch_real, precision=self.precision,
+                      layout=self.layout)
 
 @patch
 def uses_mim(self:DistillConfig) -> bool: return self.lam > 0 or self.track_mi

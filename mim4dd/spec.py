@@ -70,6 +70,7 @@ class MTTSpec:
     momentum:Optional[float]=None         # momentum of the SGDs on the pixels and on the step size
     mode:str='full'                       # the unroll: 'full', or 'exact' (constant memory, the same gradients)
     precision:str='float32'               # the student's forward: 'float32', or 'bf16' (autocast; gradients and loss in float32)
+    layout:str='contiguous'               # the student's batch: 'contiguous' (NCHW) or 'channels_last' (NHWC; same numbers)
 
 @dataclass
 class DMSpec:
@@ -159,7 +160,8 @@ DISTILL_FIELDS = dict(
     lr_heads='mim.lr_heads', track_mi='mim.track_mi',
     syn_steps='mtt.syn_steps', expert_epochs='mtt.expert_epochs', max_start_epoch='mtt.max_start_epoch', lr_img='mtt.lr_img',
     lr_lr='mtt.lr_lr', syn_lr_init='mtt.syn_lr_init', batch_syn='mtt.batch_syn', syn_lr_param='mtt.syn_lr_param',
-    zca='mtt.zca', mode='mtt.mode', precision='mtt.precision', lr_img_dm='dm.lr_img')
+    zca='mtt.zca', mode='mtt.mode', precision='mtt.precision', layout='mtt.layout',
+    lr_img_dm='dm.lr_img')
 
 @dataclass
 class RunSpec:

@@ -128,3 +128,11 @@ def test_reference_compare(tmp_path, monkeypatch):
     assert acc['seeds'] == [0, 1] and acc['diff_mean'] == pytest.approx(-0.75) and acc['reference'] == [28., 29.]
     assert loss['metric'] == 'loss_last100' and loss['diff_mean'] == pytest.approx(0.035)
     with pytest.raises(SystemExit, match='no seed'): compare(100, ['eval.runs=3'], results=tmp_path)
+
+def test_profile_unroll_layouts():
+    "bench/profile_unroll.py's --layout adds every loop again in channels-last order, and plain_cl; each runs"
+    from bench.profile_unroll import setting
+    fs = setting('digits', 1, 2, torch.device('cpu'), ('bf16',), exact=True, channels_last=True)
+    assert set(fs) == {'plain', 'full', 'full_bf16', 'exact', 'exact_bf16',
+                       'plain_cl', 'full_cl', 'full_bf16_cl', 'exact_cl', 'exact_bf16_cl'}
+    for f in fs.values(): f()
