@@ -45,25 +45,21 @@ def setting(shape:str, ipc:int, n:int, dev, precisions=(), exact:bool=False, cha
     copy of the images) on the same network, images, targets, DSA and generator"""
     g, net, x, y, t0, t1, step = problem(shape, ipc, dev)
     dsa = DSA(dsa_strategy_for(shape))
-    matcher = lambda p, mode='full', layout='contiguous': make_matcher(net, t0, t1, n, dsa, g, p, mode, layout)
-    def run(f):
-        def it(): x.grad = None; step.zero_grad(); f()
+    def run(f, leaf=x):
+        def it(): leaf.grad = None; step.zero_grad(); f()
         return it
-    fs = {'plain': run(lambda: plain_iteration(net, x, y, step.value, t0, t1, n, len(x), dsa, g)),
-          'full': run(lambda m=matcher('float32'): m.loss_and_grad(x, y, step))}
-    for p in precisions: fs[f'full_{p}'] = run(lambda m=matcher(p): m.loss_and_grad(x, y, step))
-    if exact:
-        fs['exact'] = run(lambda m=matcher('float32', 'exact'): m.loss_and_grad(x, y, step))
-        for p in precisions: fs[f'exact_{p}'] = run(lambda m=matcher(p, 'exact'): m.loss_and_grad(x, y, step))
+    loops = {'full': ('float32', 'full'), **{f'full_{p}': (p, 'full') for p in precisions}}  # name: (precision, mode)
+    if exact: loops.update({'exact': ('float32', 'exact'), **{f'exact_{p}': (p, 'exact') for p in precisions}})
+    fs = {'plain': run(lambda: plain_iteration(net, x, y, step.value, t0, t1, n, len(x), dsa, g))}
+    layouts = {'': 'contiguous'}
     if channels_last:
         xcl = x.detach().contiguous(memory_format=torch.channels_last).requires_grad_()
-        def plain_cl(): xcl.grad = None; step.zero_grad(); plain_iteration(net, xcl, y, step.value, t0, t1, n, len(xcl), dsa, g)
-        cl = {'plain_cl': plain_cl}
-        for k in list(fs):
-            if k == 'plain': continue
-            mode, p = ('exact' if k.startswith('exact') else 'full'), (k.split('_', 1)[1] if '_' in k else 'float32')
-            cl[f'{k}_cl'] = run(lambda m=matcher(p, mode, 'channels_last'): m.loss_and_grad(x, y, step))
-        fs.update(cl)
+        layouts['_cl'] = 'channels_last'
+    for suffix, layout in layouts.items():
+        if suffix: fs['plain' + suffix] = run(lambda: plain_iteration(net, xcl, y, step.value, t0, t1, n, len(xcl), dsa, g), xcl)
+        for name, (p, mode) in loops.items():
+            m = make_matcher(net, t0, t1, n, dsa, g, p, mode, layout)
+            fs[name + suffix] = run(lambda m=m: m.loss_and_grad(x, y, step))
     return fs
 
 def drift(shape:str, ipc:int, n:int, dev, precision:str) -> dict:
@@ -138,8 +134,8 @@ def main():
     ap.add_argument('--ops', action='store_true', help='record the per-operator and per-kind shares of self time')
     ap.add_argument('--precision', nargs='*', default=[], choices=['bf16'], help='also time the full unroll in these precisions, and their drift')
     ap.add_argument('--exact', action='store_true', help='also time the exact mode (in float32 and in each --precision)')
-    ap.add_argument('--layout', nargs='*', default=[], choices=['channels_last'], help="also time every loop with the "
-                    "student's batch in this memory layout (MTTConfig.layout; names end in _cl)")
+    ap.add_argument('--layout', choices=['channels_last'], help="also time every loop with the student's batch in this "
+                    "memory layout (MTTConfig.layout; names end in _cl)")
     ap.add_argument('--no_count', action='store_true', help='skip the profiled pass that counts operators (halves a long run)')
     ap.add_argument('--keep_freed_memory', action='store_true', help='malloc keeps freed memory (mim4dd.cpu, chapter 05); recorded')
     a = ap.parse_args()
@@ -151,7 +147,7 @@ def main():
             rec = dict(shape=shape, ipc=ipc, syn_steps=a.syn_steps, repeats=a.repeats, threads=a.threads,
                        device=device_name(a.device) if dev.type == 'cuda' else device_name('cpu'),
                        load=os.getloadavg()[0], command='python bench/profile_unroll.py ' + ' '.join(sys.argv[1:]), freed_memory_kept=kept,
-                       **measure(setting(shape, ipc, a.syn_steps, dev, a.precision, a.exact, bool(a.layout)), a.repeats, a.warmup, dev, a.ops, not a.no_count))
+                       **measure(setting(shape, ipc, a.syn_steps, dev, a.precision, a.exact, a.layout == 'channels_last'), a.repeats, a.warmup, dev, a.ops, not a.no_count))
             for p in a.precision: rec.update(drift(shape, ipc, a.syn_steps, dev, p))
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items() if 'top_ops' not in k}, flush=True)
             if not a.dry: write_record('unroll_profile', **rec)
