@@ -48,6 +48,7 @@ class LoopSpec:
     ipc:int=1                     # images per class
     iterations:int=100            # distillation iterations
     seed:int=0                    # seeds every random draw (initial images, base method, MIM term, evaluation)
+    init:str='real'               # starting images: 'real' (random per class) or 'herding' (on expert 0's features)
     arch:str='ConvNet'            # network of the base method and the MIM term
     dsa:bool=True                 # DSA augmentation inside the base method
     batch_real:int=256            # real images per iteration: DM draws this many per class, the MIM term this many class-balanced
@@ -153,8 +154,8 @@ def _section(cls, d:dict, name:str):
 # %% ../nbs/21_spec.ipynb #673a90cc
 # Where each DistillConfig field (the loop's flat view) lives in the spec: one table, read both ways.
 DISTILL_FIELDS = dict(
-    dataset='data.name', ipc='loop.ipc', base='loop.base', iterations='loop.iterations', seed='loop.seed', arch='loop.arch',
-    dsa='loop.dsa', batch_real='loop.batch_real', checkpoint_every='loop.checkpoint_every',
+    dataset='data.name', ipc='loop.ipc', base='loop.base', iterations='loop.iterations', seed='loop.seed', init='loop.init',
+    arch='loop.arch', dsa='loop.dsa', batch_real='loop.batch_real', checkpoint_every='loop.checkpoint_every',
     lam='mim.lam', gamma='mim.gamma', tau='mim.tau', critic='mim.critic', negatives='mim.negatives', mim_aug='mim.aug',
     layers='mim.layers', pool='mim.pool', dim='mim.dim', heads='mim.heads', head_warmup='mim.head_warmup',
     lr_heads='mim.lr_heads', track_mi='mim.track_mi',
