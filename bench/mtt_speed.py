@@ -3,7 +3,9 @@
 - `plain`: MTT's reference loop (a list of student parameter vectors, `autograd.grad(create_graph=True)` each step,
   one backward at the end), written here verbatim as the baseline;
 - `full`:  `mim4dd.mtt.TrajectoryMatcher(mode='full')` (the same maths, keeps every step's graph);
-- `exact`: `mim4dd.mtt.TrajectoryMatcher(mode='exact')` (constant-memory reverse pass, same gradients).
+- `exact`: `mim4dd.mtt.TrajectoryMatcher(mode='exact')` (constant-memory reverse pass, same gradients);
+- `exact_graphs` (asked for with `--modes`): the exact mode with `capture='cuda_graphs'`, each student step replayed
+  from a captured CUDA graph (on a CPU the same steps run eagerly).
 
 DSA runs inside every unroll, its family cycling through the strategy (rather than drawn at random) so that every
 mode does the same augmentation work. Every (mode, syn_steps, ipc) runs in a fresh subprocess so that its peak resident memory (ru_maxrss) is its own.
@@ -16,6 +18,7 @@ appended to bench/results/mtt_speed.jsonl; `bench/mtt_speed.py --summary` prints
     python bench/mtt_speed.py --quick          # digits-sized ConvNet, a minute or two on 2 CPU cores
     python bench/mtt_speed.py                  # CIFAR-10-sized ConvNet (3x32x32, width 128, depth 3)
     python bench/mtt_speed.py --device cuda --ipc 1,10,50 --syn_steps 10,20,40,80 --repeats 10 --max_full_gb 60
+    python bench/mtt_speed.py --device cuda --ipc 1,10 --syn_steps 50 --modes exact,exact_graphs,full --repeats 10  # graphs
 
 On a GPU, times are taken after torch.cuda.synchronize() and memory is the CUDA allocator's peak above what the
 process held before the timed iterations (torch.cuda.max_memory_allocated), not the resident set size.
@@ -91,11 +94,14 @@ def child(cfg):
                 self.k += 1
                 return super().sample(x, generator, family=self.families[(self.k - 1) % len(self.families)])
         dsa = CycleDSA(dsa_strategy_for(cfg['shape']))
-    def make_iteration(syn_steps):
+    def make_iteration(syn_steps, counting=False):  # counting: under the FLOP counter, which captures no CUDA graph
         if cfg['mode'] == 'plain':
             return lambda: plain_iteration(net, x_syn, y_syn, step_size.value, theta_start, theta_target, syn_steps, n_syn, dsa, g)
-        config = MTTConfig(syn_steps=syn_steps, expert_epochs=1, max_start_epoch=1, dsa=cfg['dsa'])
-        matcher = TrajectoryMatcher(net, [torch.stack([theta_start, theta_target])], config, dsa=dsa, generator=g, mode=cfg['mode'])
+        graphs = cfg['mode'] == 'exact_graphs' and not counting  # the exact mode's steps replayed from CUDA graphs
+        config = MTTConfig(syn_steps=syn_steps, expert_epochs=1, max_start_epoch=1, dsa=cfg['dsa'],
+                           capture='cuda_graphs' if graphs else 'eager')
+        matcher = TrajectoryMatcher(net, [torch.stack([theta_start, theta_target])], config, dsa=dsa, generator=g,
+                                    mode='full' if cfg['mode'] == 'full' else 'exact')
         return lambda: matcher.loss_and_grad(x_syn, y_syn, step_size)
     def reset(f):
         def run():
@@ -117,7 +123,7 @@ def child(cfg):
     # syn_steps; count 1- and 2-step iterations and extrapolate rather than run a long one under the counter.
     counts = []
     for n in (1, 2):
-        with FlopCounterMode(display=False) as fc: reset(make_iteration(n))()
+        with FlopCounterMode(display=False) as fc: reset(make_iteration(n, counting=True))()
         counts.append(fc.get_total_flops())
     flops = counts[0] + (cfg['syn_steps'] - 1) * (counts[1] - counts[0])
     times, cpu = times[cfg['warmup']:], cpu[cfg['warmup']:]
@@ -131,7 +137,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument('--quick', action='store_true', help='digits-sized net, small grid')
     ap.add_argument('--shape', choices=sorted(SHAPES), default=None)
-    ap.add_argument('--modes', default='plain,full,exact')
+    ap.add_argument('--modes', default='plain,full,exact', help="any of plain, full, exact, exact_graphs (exact's steps replayed "
+                    "from CUDA graphs: on a GPU; on a CPU it runs them eagerly)")
     ap.add_argument('--syn_steps', default=None, help='comma-separated')
     ap.add_argument('--ipc', default=None, help='comma-separated')
     ap.add_argument('--repeats', type=int, default=None, help='timed iterations per process (median recorded)')
@@ -160,7 +167,7 @@ def main():
         for n in steps:
           for rnd in range(a.rounds):
             for mode in a.modes.split(','):
-                if mode != 'exact' and ipc in per_step_gb and per_step_gb[ipc] * n > a.max_full_gb:
+                if mode not in ('exact', 'exact_graphs') and ipc in per_step_gb and per_step_gb[ipc] * n > a.max_full_gb:
                     print(f'skip {mode} ipc={ipc} syn_steps={n}: ~{per_step_gb[ipc] * n:.1f} GB > --max_full_gb', flush=True)
                     continue
                 cfg = dict(mode=mode, syn_steps=n, ipc=ipc, shape=shape, repeats=repeats, warmup=warmup, threads=a.threads,
@@ -178,7 +185,7 @@ def main():
 
 
 def summary(path=None, tag=None):
-    "Medians over rounds per (tag or commit, shape, ipc, syn_steps, mode), with the ratios exact/full and full/plain"
+    "Medians over rounds per (tag or commit, shape, ipc, syn_steps, mode), with the ratios exact/full, full/plain and exact_graphs/exact"
     from bench.common import RESULTS
     from collections import defaultdict
     from statistics import median
@@ -190,12 +197,12 @@ def summary(path=None, tag=None):
                    mem=median(r['peak_minus_base_mb'] for r in v), gflop=v[0]['flops_per_iter'] / 1e9, n=len(v))
            for k, v in groups.items()}
     print(f"{'tag/commit':19} {'shape':8} thr ipc   N mode   n  wall_s   cpu_s  mem_MB   GFLOP  GFLOP/s(cpu)  exact/full(cpu,wall)  full/plain(cpu,wall)")
-    for k in sorted(med, key=lambda k: (k[0], k[1], k[2], k[3], k[4], ['plain', 'full', 'exact'].index(k[5]))):
+    for k in sorted(med, key=lambda k: (k[0], k[1], k[2], k[3], k[4], ['plain', 'full', 'exact', 'exact_graphs'].index(k[5]))):
         m, base = med[k], k[:5]
         ratio = lambda a, b: (f"{med[base + (a,)]['cpu'] / med[base + (b,)]['cpu']:.2f}, {med[base + (a,)]['wall'] / med[base + (b,)]['wall']:.2f}"
                               if base + (a,) in med and base + (b,) in med else '')
-        extra = ratio('exact', 'full') if k[5] == 'exact' else ratio('full', 'plain') if k[5] == 'full' else ''
-        col = 'e/f' if k[5] == 'exact' else 'f/p' if k[5] == 'full' else ''
+        extra, col = {'exact': (ratio('exact', 'full'), 'e/f'), 'full': (ratio('full', 'plain'), 'f/p'),
+                      'exact_graphs': (ratio('exact_graphs', 'exact'), 'g/e')}.get(k[5], ('', ''))
         print(f"{k[0]:19} {k[1]:8} {k[2]:3} {k[3]:3} {k[4]:3} {k[5]:6} {m['n']:2} {m['wall']:7.3f} {m['cpu']:7.3f} {m['mem']:7.1f} "
               f"{m['gflop']:7.2f} {m['gflop'] / m['cpu']:10.2f}    {col} {extra}")
 

@@ -49,8 +49,8 @@ def _sample_crop(n, hw, g):
 
 def _apply_crop(x, v):
     n, c, h, w = x.shape
-    rows = (torch.arange(h)[None] + v['dy'][:, None] + 1).clamp(0, h + 1).to(x.device)  # (n, h) in padded image
-    cols = (torch.arange(w)[None] + v['dx'][:, None] + 1).clamp(0, w + 1).to(x.device)  # (n, w)
+    rows = (torch.arange(h, device=v['dy'].device)[None] + v['dy'][:, None] + 1).clamp(0, h + 1).to(x.device)  # (n, h) in padded image
+    cols = (torch.arange(w, device=v['dx'].device)[None] + v['dx'][:, None] + 1).clamp(0, w + 1).to(x.device)  # (n, w)
     xp = F.pad(x, (1, 1, 1, 1)).gather(2, rows[:, None, :, None].expand(n, c, h, w + 2))
     return xp.gather(3, cols[:, None, None, :].expand(n, c, h, w))
 
@@ -61,7 +61,7 @@ def _apply_cutout(x, v):
     h, w = x.shape[-2:]
     sh, sw = (int(s * DSA_RANGES['cutout'] + 0.5) for s in (h, w))
     top, left = v['cy'][:, None] - sh // 2, v['cx'][:, None] - sw // 2  # (n, 1)
-    r, c = torch.arange(h)[None], torch.arange(w)[None]
+    r, c = torch.arange(h, device=top.device)[None], torch.arange(w, device=top.device)[None]
     cut = ((r >= top) & (r < top + sh))[:, :, None] & ((c >= left) & (c < left + sw))[:, None, :]  # (n, h, w)
     return x * (~cut)[:, None].to(x.device, x.dtype)
 
@@ -70,7 +70,7 @@ def _sample_flip(n, hw, g): return dict(flip=torch.rand(n, generator=g) < DSA_RA
 def _apply_flip(x, v): return torch.where(v['flip'].to(x.device).view(-1, 1, 1, 1), x.flip(3), x)
 
 def _affine(x, a):  # a (n, 2, 2): output -> input coordinates
-    theta = torch.cat([a, torch.zeros(len(a), 2, 1)], 2).to(x.device, x.dtype)
+    theta = torch.cat([a, a.new_zeros(len(a), 2, 1)], 2).to(x.device, x.dtype)
     grid = F.affine_grid(theta, list(x.shape), align_corners=True)
     return F.grid_sample(x, grid, align_corners=True)  # bilinear, zeros outside
 

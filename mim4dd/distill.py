@@ -22,7 +22,7 @@ from .augment import DSA, dsa_strategy_for
 from .evaluate import fresh_net
 from .experts import ExpertStore, model_config, zca_identity, apply_zca, build_net
 from .coreset import herding_coreset
-from .mtt import TrajectoryMatcher, StepSize, MTTConfig, mtt_preset, make_optimizers, PRECISIONS, LAYOUTS
+from .mtt import TrajectoryMatcher, StepSize, MTTConfig, mtt_preset, make_optimizers, PRECISIONS, LAYOUTS, CAPTURES
 from .mi import BOUNDS, NEGATIVES
 from .mim import MIMLoss, MIM_AUGMENT, FEATURE_POOLS, balanced_batch, mim_view
 from .dm import dm_loss, random_init_, DMConfig
@@ -67,6 +67,7 @@ class DistillConfig:
     mode:str='full'               # MTT unroll: 'full' or 'exact' (constant memory, same gradients)
     precision:str='float32'       # MTT student's forward: 'float32' or 'bf16' (autocast; gradients and loss stay float32)
     layout:str='contiguous'       # MTT student's batch: 'contiguous' (NCHW) or 'channels_last' (NHWC, same numbers)
+    capture:str='eager'           # MTT exact mode's steps: 'eager' or 'cuda_graphs' (replayed CUDA graphs on a GPU, eager on a CPU)
     zca:Optional[bool]=None       # MTT: images in ZCA space (the experts' store must hold zca.pt); None: preset
     # DM
     lr_img_dm:float=1.0           # SGD learning rate of the pixels under DM
@@ -86,6 +87,8 @@ class DistillConfig:
         need(self.mode in ('full', 'exact'), f"mode must be 'full' or 'exact', got {self.mode!r}")
         need(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         need(self.init in INITS, f"init must be one of {', '.join(INITS)}, got {self.init!r}")
+        need(self.capture in CAPTURES, f"capture must be one of {', '.join(CAPTURES)}, got {self.capture!r}")
+        need(self.capture == 'eager' or self.mode == 'exact', "capture='cuda_graphs' replays the exact mode's steps: set mode='exact'")
         need(self.layout in LAYOUTS, f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         for k in ('ipc', 'iterations', 'dim', 'batch_real'):
             need(isinstance(getattr(self, k), int) and getattr(self, k) >= 1, f'{k} must be an int >= 1, got {getattr(self, k)!r}')
@@ -105,7 +108,7 @@ def mtt_config(self:DistillConfig, info=None) -> MTTConfig: # info: the data's D
     over = {k: getattr(self, k) for k in MTT_FIELDS if getattr(self, k) is not None}
     if over.get('batch_syn') == 0: over['batch_syn'] = None  # every image, whatever the preset says
     return mtt_preset(self.dataset, self.ipc, info, **over, dsa=self.dsa, batch_real=self.batch_real, precision=self.precision,
-                      layout=self.layout)
+                      layout=self.layout, capture=self.capture)
 
 @patch
 def uses_mim(self:DistillConfig) -> bool: return self.lam > 0 or self.track_mi

@@ -72,6 +72,7 @@ class MTTSpec:
     mode:str='full'                       # the unroll: 'full', or 'exact' (constant memory, the same gradients)
     precision:str='float32'               # the student's forward: 'float32', or 'bf16' (autocast; gradients and loss in float32)
     layout:str='contiguous'               # the student's batch: 'contiguous' (NCHW) or 'channels_last' (NHWC; same numbers)
+    capture:str='eager'                   # exact mode's steps: 'eager', or 'cuda_graphs' (replayed from CUDA graphs; eager on a CPU)
 
 @dataclass
 class DMSpec:
@@ -162,6 +163,7 @@ DISTILL_FIELDS = dict(
     syn_steps='mtt.syn_steps', expert_epochs='mtt.expert_epochs', max_start_epoch='mtt.max_start_epoch', lr_img='mtt.lr_img',
     lr_lr='mtt.lr_lr', syn_lr_init='mtt.syn_lr_init', batch_syn='mtt.batch_syn', syn_lr_param='mtt.syn_lr_param',
     zca='mtt.zca', mode='mtt.mode', precision='mtt.precision', layout='mtt.layout',
+    capture='mtt.capture',
     lr_img_dm='dm.lr_img')
 
 @dataclass

@@ -4,6 +4,7 @@ The first test runs everywhere; the others need CUDA and are skipped without it 
 purpose with `pytest tests/test_device.py` on a machine that has one).
 """
 import pytest, torch
+from dataclasses import replace
 from mim4dd.data import load_dataset
 from mim4dd.experts import ExpertStore, train_experts
 from mim4dd.distill import DistillConfig, Distiller, DistilledSet
@@ -95,3 +96,26 @@ def test_gpu_experts_and_evaluation(digits, tmp_path):
     x, y = train.sample_per_class(10, torch.Generator().manual_seed(0))
     res = evaluate_set(x, y, test, n_runs=1, n_epochs=50, n_evals=1, lr=0.01, device='cuda')
     assert res.acc_final_mean > 80
+
+def test_cuda_graphs_fall_back_to_eager_on_cpu(digits):
+    "capture='cuda_graphs' on the CPU captures nothing and runs the exact mode's steps eagerly: the same pixels bit for bit"
+    train, _, store = digits
+    cfg = DistillConfig(**SMALL, mode='exact', lam=0.5)
+    a = Distiller(cfg, train, store).run(progress=False)
+    d = Distiller(replace(cfg, capture='cuda_graphs'), train, store)
+    b = d.run(progress=False)
+    assert d.base.matcher._graphs.captured == 0 and d.base.matcher._graphs.slots
+    assert torch.equal(a.x, b.x) and a.syn_lr == b.syn_lr
+
+@gpu
+def test_cuda_graphs_match_eager(digits, no_tf32):
+    "On a GPU the captured steps are replayed: the run equals the eager exact mode's on the GPU, to rounding"
+    train, _, store = digits
+    cfg = DistillConfig(**{**SMALL, 'iterations': 4}, mode='exact', lam=0.5)
+    eager = Distiller(cfg, train, store, device='cuda')
+    a = eager.run(progress=False)
+    graphed = Distiller(replace(cfg, capture='cuda_graphs'), train, store, device='cuda')
+    b = graphed.run(progress=False)
+    graphs = graphed.base.matcher._graphs
+    assert graphs.use_graphs and graphs.captured == len(graphs.slots) > 0
+    _close_runs(a, b, eager.x_init.cpu(), rel=1e-5)
