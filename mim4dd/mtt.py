@@ -342,13 +342,13 @@ def loss_and_grad(self:TrajectoryMatcher,
             buf = self._states = x_syn.new_empty(n)
         graphs = self._step_graphs(x_syn, y_syn) if self.config.capture == 'cuda_graphs' else None
         if graphs is None: thetas = unroll_states(batch_loss, theta_start, x_syn, syn_lr, batches, out=buf)
-        else: thetas = graphs.unroll_states(theta_start, syn_lr, batches, params, out=buf)
+        else: thetas = graphs.forward_pass(theta_start, syn_lr, batches, params, out=buf)
         theta_hat = thetas[-1].detach().requires_grad_()
         loss_mtt = param_distance(theta_hat, theta_start, theta_target)
         loss_end = end_loss(theta_hat) if end_loss is not None else None
         (loss_mtt if loss_end is None else loss_mtt + loss_end).backward(inputs=[theta_hat, x_syn])
         if graphs is None: dx, dalpha, _ = unroll_backward(batch_loss, thetas, x_syn, syn_lr, batches, theta_hat.grad)
-        else: dx, dalpha = graphs.unroll_backward(thetas, syn_lr, batches, params, theta_hat.grad)
+        else: dx, dalpha = graphs.backward_pass(thetas, syn_lr, batches, params, theta_hat.grad)
         if x_syn.grad is None: x_syn.grad = dx
         else: x_syn.grad += dx
         syn_lr.backward(dalpha)
@@ -370,75 +370,84 @@ class StepGraphs:
         self.theta_next, self.v_next, self.gv = new(n_params), new(n_params), new(())    # outputs
         self.slots, self.captured = {}, 0  # (phase, family, batch, rows) -> its buffers and graph; graphs captured
 
-    def _slot(self, phase:str, idx, params):
-        "The static indices, DSA values (and pixel-gradient buffer) of this kind of step, filled with this step's draws"
-        key = (phase, params.family if params is not None else 'none', len(idx), len(params) if params is not None else 0)
-        s = self.slots.get(key)
-        if s is None:
-            p = None if params is None else DSAParams(params.family, {k: v.to(self.xs.device).clone() for k, v in params.values.items()},
-                                                      params.im_size)
-            gx = self.xs.new_zeros(len(idx), *self.xs.shape[1:]) if phase == 'backward' else None
-            s = self.slots[key] = dict(idx=idx.clone(), params=p, gx=gx, graph=None)
-        else:
-            s['idx'].copy_(idx)
-            if params is not None:
-                for k, v in params.values.items(): s['params'].values[k].copy_(v)
-        return s
+@patch
+def _slot(self:StepGraphs, phase:str, idx, params) -> dict:
+    "The static indices, DSA values (and pixel-gradient buffer) of this kind of step, filled with this step's draws"
+    key = (phase, params.family if params is not None else 'none', len(idx), len(params) if params is not None else 0)
+    s = self.slots.get(key)
+    if s is None:
+        p = None if params is None else DSAParams(
+            params.family, {k: v.to(self.xs.device).clone() for k, v in params.values.items()}, params.im_size)
+        gx = self.xs.new_zeros(len(idx), *self.xs.shape[1:]) if phase == 'backward' else None
+        s = self.slots[key] = dict(idx=idx.clone(), params=p, gx=gx, graph=None)
+    else:
+        s['idx'].copy_(idx)
+        if params is not None:
+            for k, v in params.values.items(): s['params'].values[k].copy_(v)
+    return s
 
-    def _forward(self, s):
-        theta, idx = self.theta.detach().requires_grad_(), s['idx']
-        g, = torch.autograd.grad(self.loss_fn(theta, self.xs.index_select(0, idx), self.ys.index_select(0, idx), s['params']), theta)
-        self.theta_next.copy_(g).mul_(-self.alpha).add_(self.theta)
+# %% ../nbs/13_mtt.ipynb #319ddc5b
+@patch
+def _forward(self:StepGraphs, s:dict):
+    theta, idx = self.theta.detach().requires_grad_(), s['idx']
+    g, = torch.autograd.grad(self.loss_fn(theta, self.xs.index_select(0, idx), self.ys.index_select(0, idx), s['params']), theta)
+    self.theta_next.copy_(g).mul_(-self.alpha).add_(self.theta)
 
-    def _backward(self, s):
-        theta, idx = self.theta.detach().requires_grad_(), s['idx']
-        xb = self.xs.index_select(0, idx).requires_grad_()
-        g, = torch.autograd.grad(self.loss_fn(theta, xb, self.ys.index_select(0, idx), s['params']), theta, create_graph=True)
-        hv, gx = torch.autograd.grad(g, (theta, xb), grad_outputs=self.v)
-        self.gv.copy_(torch.dot(g.detach(), self.v))
-        s['gx'].copy_(gx.mul_(-self.alpha))
-        self.v_next.copy_(self.v).sub_(hv.mul_(self.alpha))
+@patch
+def _backward(self:StepGraphs, s:dict):
+    theta, idx = self.theta.detach().requires_grad_(), s['idx']
+    xb = self.xs.index_select(0, idx).requires_grad_()
+    g, = torch.autograd.grad(self.loss_fn(theta, xb, self.ys.index_select(0, idx), s['params']), theta, create_graph=True)
+    hv, gx = torch.autograd.grad(g, (theta, xb), grad_outputs=self.v)  # (dg/dtheta)^T v, (dg/dx)^T v
+    self.gv.copy_(torch.dot(g.detach(), self.v))
+    s['gx'].copy_(gx.mul_(-self.alpha))
+    self.v_next.copy_(self.v).sub_(hv.mul_(self.alpha))
 
-    def run(self, phase:str, idx, params) -> dict:
-        "One step ('forward' or 'backward') on what the buffers hold, with this step's batch and DSA draws; returns its slot"
-        s, body = self._slot(phase, idx, params), (self._forward if phase == 'forward' else self._backward)
-        if not self.use_graphs:
-            body(s); return s
-        if s['graph'] is None:  # first step of its kind: warm up on a side stream, then capture
-            side = torch.cuda.Stream(); side.wait_stream(torch.cuda.current_stream())
-            with torch.cuda.stream(side):
-                for _ in range(self.warmup): body(s)
-            torch.cuda.current_stream().wait_stream(side)
-            s['graph'] = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(s['graph']): body(s)
-            self.captured += 1
-        s['graph'].replay()
-        return s
+@patch
+def run(self:StepGraphs, phase:str, idx, params) -> dict:
+    "One step ('forward' or 'backward') on what the buffers hold, with this step's batch and DSA draws; returns its slot"
+    s, body = self._slot(phase, idx, params), (self._forward if phase == 'forward' else self._backward)
+    if not self.use_graphs:
+        body(s); return s
+    if s['graph'] is None:  # first step of its kind: warm up on a side stream, then capture
+        side = torch.cuda.Stream(); side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(self.warmup): body(s)
+        torch.cuda.current_stream().wait_stream(side)
+        s['graph'] = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(s['graph']): body(s)
+        self.captured += 1
+    s['graph'].replay()
+    return s
 
-    def unroll_states(self, theta_start, syn_lr, batches, params, out) -> list:
-        "`unroll_states` step by step on the buffers: every theta_hat_i as the rows of `out`"
-        thetas = list(out.unbind())
-        thetas[0].copy_(theta_start.detach()); self.alpha.copy_(syn_lr.detach())
-        for i, idx in enumerate(batches):
-            self.theta.copy_(thetas[i]); self.run('forward', idx, params[i]); thetas[i + 1].copy_(self.theta_next)
-        return thetas
+# %% ../nbs/13_mtt.ipynb #8092451e
+@patch
+def forward_pass(self:StepGraphs, theta_start, syn_lr, batches, params, out) -> list:
+    "`unroll_states` step by step on the buffers: every theta_hat_i as the rows of `out`"
+    thetas = list(out.unbind())
+    thetas[0].copy_(theta_start.detach()); self.alpha.copy_(syn_lr.detach())
+    for i, idx in enumerate(batches):
+        self.theta.copy_(thetas[i]); self.run('forward', idx, params[i]); thetas[i + 1].copy_(self.theta_next)
+    return thetas
 
-    def unroll_backward(self, thetas, syn_lr, batches, params, v) -> tuple:
-        "`unroll_backward` step by step on the buffers: (dL/dx_syn, dL/dsyn_lr)"
-        self.alpha.copy_(syn_lr.detach()); self.v.copy_(v.detach())
-        dx, dalpha = torch.zeros_like(self.xs), torch.zeros((), dtype=v.dtype, device=v.device)
-        for i in reversed(range(len(batches))):
-            self.theta.copy_(thetas[i]); s = self.run('backward', batches[i], params[i])
-            dalpha -= self.gv; dx.index_add_(0, batches[i], s['gx'])
-            self.v.copy_(self.v_next)
-        return dx, dalpha
+@patch
+def backward_pass(self:StepGraphs, thetas, syn_lr, batches, params, v) -> tuple:
+    "`unroll_backward` step by step on the buffers: (dL/dx_syn, dL/dsyn_lr)"
+    self.alpha.copy_(syn_lr.detach()); self.v.copy_(v.detach())
+    dx, dalpha = torch.zeros_like(self.xs), torch.zeros((), dtype=v.dtype, device=v.device)
+    for i in reversed(range(len(batches))):
+        self.theta.copy_(thetas[i]); s = self.run('backward', batches[i], params[i])
+        dalpha -= self.gv; dx.index_add_(0, batches[i], s['gx'])
+        self.v.copy_(self.v_next)
+    return dx, dalpha
 
 @patch
 def _step_graphs(self:TrajectoryMatcher, x_syn, y_syn) -> StepGraphs:
     "The matcher's StepGraphs for this synthetic set (built again when the set, its labels or its device change)"
     key = (x_syn.data_ptr(), y_syn.data_ptr(), tuple(x_syn.shape), x_syn.dtype, x_syn.device)
     if getattr(self, '_graphs_key', None) != key:
-        self._graphs, self._graphs_key = StepGraphs(self._student_loss, x_syn, y_syn, sum(p.numel() for p in self.net.parameters())), key
+        self._graphs = StepGraphs(self._student_loss, x_syn, y_syn, sum(p.numel() for p in self.net.parameters()))
+        self._graphs_key = key
     return self._graphs
 
 # %% ../nbs/13_mtt.ipynb #d522f1bc
