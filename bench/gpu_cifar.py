@@ -34,9 +34,13 @@ taken as the H200's, plus guesses marked (assumed):
 - IPC 10: syn_steps 30 (preset), 60 iterations at ~0.45 s = 27 s per method -> ~60 s. Its preset's alpha_0 0.001
   with lr_lr 1e-5 made alpha explode under our exponential step size (bench/evidence.py, MNIST IPC 10); we start at
   alpha_0 0.01 with lr_lr 1e-7, as evidence.py does, and say so in the records.
+- CUDA graphs (issue 14), after the experts: the exact mode at IPC 1 eager and with `capture='cuda_graphs'`, 4 rounds of
+  3 iterations each, interleaved (round 0, with the captures, left out of the median): ~24 iterations at ~1 s (the exact
+  mode ~1.3x the full unroll; assumed) -> ~25 s; one record (gpu_cifar_capture.jsonl) with both medians, the speed-up,
+  the graphs captured and the largest pixel difference between the two runs of the same seed. `--no_capture` skips it.
 - evaluation: 3 ConvNets x 300 epochs (MTT protocol shortened; one batch an epoch at IPC 1 and 10) for the random
   start, MTT and MTT + MIM4DD at each IPC: 6 sets at ~8 s (assumed) -> ~50 s.
-Total ~90 + ~15 + 5 + 100 + 95 + 60 + 50 = ~415 s, under 480 (the command itself ~325 s). `--time_limit` (default 300 s
+Total ~90 + ~15 + 5 + 100 + 25 + 95 + 60 + 50 = ~440 s, under 480 (the command itself ~325 s). `--time_limit` (default 300 s
 of the command's own time) skips any distillation that would start after it, and says so in a record, so a slower
 machine still returns what it finished; with timeout_s 380 the whole lease stays under ~8 min even then.
 The smoke size runs every stage of this script except the ZCA fit (its 3072 x 3072 eigendecomposition alone takes
@@ -56,17 +60,20 @@ from mim4dd.augment import ZCA
 from mim4dd.cli import evaluate_distilled
 from mim4dd.data import load_dataset, make_fake
 from mim4dd.distill import Distiller, calibrate_lam
+from mim4dd.mtt import CAPTURES
 from mim4dd.experts import ExpertStore, fit_zca, train_experts
 from mim4dd.spec import RunSpec
 
 LABEL = 'CIFAR-10 (JPEG q75 copy)'
 SIZES = {
     'gpu': dict(n_experts=4, train_epochs=5, expert_budget=120, seeds=[0], eval_runs=3, eval_epochs=300, batch_real=256, time_limit=300, zca=True, calib_n=3,
+                capture=dict(ipc=1, rounds=4, iterations=3),
                 ipc={1: dict(syn_steps=50, max_start_epoch=2, iterations=60),
                      10: dict(syn_steps=30, max_start_epoch=4, iterations=60, syn_lr_init=0.01, lr_lr=1e-7)}),
     # CPU, one thread, fake data: every stage once, as small as it goes (1 expert of 1 epoch, 1-2 student steps, 1 iteration,
     # 1 evaluation epoch). No ZCA: its eigendecomposition of 3072 x 3072 alone takes ~15 s of one core (tests/test_zca.py pays it)
     'smoke': dict(n_experts=1, train_epochs=1, expert_budget=None, seeds=[0], eval_runs=1, eval_epochs=1, batch_real=20, time_limit=None, zca=False, calib_n=1,
+                  capture=dict(ipc=1, rounds=2, iterations=1),
                   ipc={1: dict(syn_steps=2, expert_epochs=1, max_start_epoch=1, iterations=1),
                        10: dict(syn_steps=1, expert_epochs=1, max_start_epoch=1, iterations=1, batch_syn=10, syn_lr_init=0.01, lr_lr=1e-7)}),
 }
@@ -94,6 +101,33 @@ def cpu_zca(train, device) -> ZCA:
     z = fit_zca(train.to(device))
     return ZCA.from_state_dict({k: v.cpu() if torch.is_tensor(v) else v for k, v in z.state_dict().items()})
 
+def time_capture(a, size, root, store, n_experts, train, rec):
+    "Issue 14's launch-bound case: the exact mode eager against its steps replayed from CUDA graphs, interleaved, one record"
+    c = size['capture']; ipc, b = c['ipc'], dict(size['ipc'][c['ipc']]); b.pop('iterations')
+    spec = RunSpec.from_dict(dict(data=dict(name='cifar10', root=None if root is None else str(root)),
+                                  experts=dict(store=str(store.root), n_experts=n_experts, train_epochs=size['train_epochs']),
+                                  loop=dict(base='mtt', ipc=ipc, iterations=c['rounds'] * c['iterations'], seed=0, checkpoint_every=0,
+                                            device=str(a.device)),
+                                  mtt=dict(b, zca=size['zca'], mode='exact')))
+    runs = {k: Distiller(spec.override(f'mtt.capture={k}').distill_config(), train, store, device=a.device) for k in CAPTURES}
+    sync = torch.cuda.synchronize if str(a.device).startswith('cuda') else (lambda: None)
+    times = {k: [] for k in runs}
+    for _ in range(c['rounds']):  # round 0 holds the captures (and the first launches of both): left out of the median
+        for k, d in runs.items():
+            sync(); t0 = time.perf_counter()
+            for _ in range(c['iterations']): d.step()
+            sync(); times[k].append((time.perf_counter() - t0) / c['iterations'])
+    eager, graphed = runs['eager'], runs['cuda_graphs']
+    moved = float((eager.x_syn.detach() - eager.x_init).abs().max())
+    med = {k: float(np.median(v[1:] if len(v) > 1 else v)) for k, v in times.items()}
+    graphs = graphed.base.matcher._graphs
+    rec('_capture', ipc=ipc, syn_steps=b['syn_steps'], rounds=c['rounds'], iterations_per_round=c['iterations'],
+        seconds_per_iteration=times, median_s=med, speedup=med['eager'] / med['cuda_graphs'], graphs_captured=graphs.captured,
+        step_kinds=len(graphs.slots), max_pixel_diff=float((eager.x_syn - graphed.x_syn).detach().abs().max()), pixels_moved=moved,
+        load=os.getloadavg()[0])
+    print(f"capture at IPC {ipc}: eager {med['eager']:.3f} s, CUDA graphs {med['cuda_graphs']:.3f} s an iteration "
+          f"({graphs.captured} graphs)", flush=True)
+
 def _main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     ap.add_argument('--data_root', help='folder holding cifar10-jpg.zip (or cifar-10-batches-py/)')
@@ -110,6 +144,7 @@ def _main(argv=None):
     ap.add_argument('--threads', type=int, help='torch.set_num_threads (default: 1 for --smoke)')
     ap.add_argument('--out', default='gpu_cifar')
     ap.add_argument('--note', default='')
+    ap.add_argument('--no_capture', action='store_true', help="skip timing the exact mode's steps as CUDA graphs against eager")
     a = ap.parse_args(argv)
     t_start, size = time.time(), SIZES['smoke' if a.smoke else 'gpu']
     threads = a.threads or (1 if a.smoke else None)
@@ -140,6 +175,9 @@ def _main(argv=None):
     expert_acc = [store.manifest(i)['test_acc'][-1] for i in store.ids()]
     if len(expert_acc) < size['n_experts']: rec.common['experts'] = f"{len(expert_acc)} x {size['train_epochs']} epochs (expert_budget reached)"
     print(f'experts: test accuracy {np.round(expert_acc, 3).tolist()} ({secs["experts"]:.0f} s)', flush=True)
+
+    if not a.no_capture and not late():
+        t0 = time.time(); time_capture(a, size, root, store, len(expert_acc), train, rec); secs['capture'] = time.time() - t0
 
     for ipc in a.ipcs:
         b = dict(size['ipc'][ipc]); iterations = b.pop('iterations')

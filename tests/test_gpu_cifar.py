@@ -25,4 +25,8 @@ def test_smoke_writes_every_record(tmp_path, monkeypatch):
         acc = {r['method']: r['acc'] for r in rows if r['ipc'] == p['ipc']}
         assert abs(p['per_seed'][0] - (acc['mtt+mim'] - acc['mtt'])) < 1e-9
     assert read('gpu_cifar_timing')[0]['seconds']['total'] == secs['total']
-    assert sorted(f.name for f in (tmp_path/'mirror').iterdir()) == ['gpu_cifar.jsonl', 'gpu_cifar_paired.jsonl', 'gpu_cifar_timing.jsonl']
+    cap, = read('gpu_cifar_capture')  # on the CPU the captured path runs eagerly: nothing captured, the same pixels
+    assert cap['graphs_captured'] == 0 and cap['step_kinds'] > 0 and cap['max_pixel_diff'] == 0 and cap['pixels_moved'] > 0
+    assert set(cap['median_s']) == {'eager', 'cuda_graphs'} and all(len(v) == 2 for v in cap['seconds_per_iteration'].values())
+    assert sorted(f.name for f in (tmp_path/'mirror').iterdir()) == ['gpu_cifar.jsonl', 'gpu_cifar_capture.jsonl', 'gpu_cifar_paired.jsonl',
+                                                                     'gpu_cifar_timing.jsonl']
