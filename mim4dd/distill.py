@@ -286,7 +286,8 @@ def initial_images(cfg:DistillConfig, train:ImageSet, experts, generator:torch.G
     "The starting `(x, y)`: cfg.ipc real images per class, drawn by `generator` ('real') or chosen by herding ('herding')"
     if cfg.init == 'real': return train.sample_per_class(cfg.ipc, generator)
     if not isinstance(experts, ExpertStore):
-        raise ValueError("init='herding' embeds the real images with expert 0's last snapshot: pass the experts, or init='real'")
+        raise ValueError("init='herding' embeds the real images with expert 0's last snapshot, but no experts were given "
+                         "(a DM run from the CLI has none): pass an ExpertStore, or use init='real'")
     net = load_flat_params_(build_net(experts.manifest(0)['model']), experts.load(0)[-1]).to(train.x.device)
     return herding_coreset(train, cfg.ipc, net)
 
