@@ -101,14 +101,18 @@ def cpu_zca(train, device) -> ZCA:
     z = fit_zca(train.to(device))
     return ZCA.from_state_dict({k: v.cpu() if torch.is_tensor(v) else v for k, v in z.state_dict().items()})
 
+def cifar_spec(size, root, store, n_experts, ipc, iterations, seed, device, mtt) -> RunSpec:
+    "The run spec of one MTT distillation of this script (`mtt`: the size's MTT fields for the IPC, and any more)"
+    return RunSpec.from_dict(dict(data=dict(name='cifar10', root=None if root is None else str(root)),
+                                  experts=dict(store=str(store.root), n_experts=n_experts, train_epochs=size['train_epochs']),
+                                  loop=dict(base='mtt', ipc=ipc, iterations=iterations, seed=seed, batch_real=size['batch_real'],
+                                            checkpoint_every=0, device=str(device)),
+                                  mtt=dict(mtt, zca=size['zca']), eval=dict(runs=size['eval_runs'], epochs=size['eval_epochs'])))
+
 def time_capture(a, size, root, store, n_experts, train, rec):
     "Issue 14's launch-bound case: the exact mode eager against its steps replayed from CUDA graphs, interleaved, one record"
     c = size['capture']; ipc, b = c['ipc'], dict(size['ipc'][c['ipc']]); b.pop('iterations')
-    spec = RunSpec.from_dict(dict(data=dict(name='cifar10', root=None if root is None else str(root)),
-                                  experts=dict(store=str(store.root), n_experts=n_experts, train_epochs=size['train_epochs']),
-                                  loop=dict(base='mtt', ipc=ipc, iterations=c['rounds'] * c['iterations'], seed=0, checkpoint_every=0,
-                                            device=str(a.device)),
-                                  mtt=dict(b, zca=size['zca'], mode='exact')))
+    spec = cifar_spec(size, root, store, n_experts, ipc, c['rounds'] * c['iterations'], 0, a.device, dict(b, mode='exact'))
     runs = {k: Distiller(spec.override(f'mtt.capture={k}').distill_config(), train, store, device=a.device) for k in CAPTURES}
     sync = torch.cuda.synchronize if str(a.device).startswith('cuda') else (lambda: None)
     times = {k: [] for k in runs}
@@ -186,11 +190,7 @@ def _main(argv=None):
             for method in ('mtt', 'mtt+mim'):
                 if late():
                     rec(ipc=ipc, method=method, seed=seed, skipped=f'time limit {limit} s reached'); continue
-                spec = RunSpec.from_dict(dict(data=dict(name='cifar10', root=None if root is None else str(root)),
-                                              experts=dict(store=str(store.root), n_experts=len(expert_acc), train_epochs=size['train_epochs']),
-                                              loop=dict(base='mtt', ipc=ipc, iterations=iterations, seed=seed, batch_real=size['batch_real'],
-                                                        checkpoint_every=0, device=str(a.device)),
-                                              mtt=dict(b, zca=size['zca']), eval=dict(runs=size['eval_runs'], epochs=size['eval_epochs'])))
+                spec = cifar_spec(size, root, store, len(expert_acc), ipc, iterations, seed, a.device, b)
                 cfg = spec.distill_config()
                 t0 = time.time()
                 try:

@@ -308,11 +308,10 @@ def _student_loss(self:TrajectoryMatcher, theta, xb, yb, params=None) -> torch.T
     return F.cross_entropy(logits.float() if bf16 else logits, yb)
 
 @patch
-def _plan(self:TrajectoryMatcher, x_syn, y_syn, drawn:Optional[tuple]=None): # drawn: `_draw`'s (batches, params)
-    "Every step's mini-batch (drawn now unless given) and the inner loss of step i: (batches, batch_loss(theta, xb, i))"
-    batches, params = self._draw(x_syn) if drawn is None else drawn
+def _plan(self:TrajectoryMatcher, y_syn, batches, params) -> Callable:
+    "The inner loss of step i, batch_loss(theta, xb, i), for `_draw`'s batches and DSA parameters"
     def batch_loss(theta, xb, i): return self._student_loss(theta, xb, y_syn[batches[i]], params[i])
-    return batches, batch_loss
+    return batch_loss
 
 # %% ../nbs/13_mtt.ipynb #f3fd1d34
 @patch
@@ -327,8 +326,8 @@ def loss_and_grad(self:TrajectoryMatcher,
     if not (x_syn.is_leaf and x_syn.requires_grad): raise ValueError('x_syn must be a leaf tensor with requires_grad=True')
     seg = self.sample_segment(x_syn.device) if segment is None else segment
     theta_start, theta_target = (t.to(device=x_syn.device, dtype=x_syn.dtype) for t in seg[:2])
-    batches, params = drawn = self._draw(x_syn)
-    _, batch_loss = self._plan(x_syn, y_syn, drawn)
+    batches, params = self._draw(x_syn)
+    batch_loss = self._plan(y_syn, batches, params)
     syn_lr = step_size.value
     if self.mode == 'full':
         theta_hat = unroll_full(batch_loss, theta_start, x_syn, syn_lr, batches)
