@@ -14,6 +14,7 @@ bench/results/unroll_profile.jsonl.
     python bench/profile_unroll.py --shape cifar10 --ipc 10 --syn_steps 30 --repeats 1 --warmup 1 --ops
     python bench/profile_unroll.py --shape cifar10 --ipc 1 --syn_steps 50 --repeats 3 --warmup 1 --precision bf16
     python bench/profile_unroll.py --shape cifar10 --ipc 1 --syn_steps 50 --repeats 5 --warmup 1 --layout channels_last --no_count --keep_freed_memory
+    python bench/profile_unroll.py --shape cifar10 --ipc 1 --syn_steps 50 --repeats 5 --warmup 1 --exact --compile --no_count --keep_freed_memory
 
 `--precision bf16` adds a third loop, `full_bf16` (the full unroll with MTTConfig.precision='bf16': the student's
 forward under bfloat16 autocast), to the interleaved timing, and records how far its gradient on the pixels is from the
@@ -21,6 +22,9 @@ float32 one on the same segment, batches and DSA draws (relative error, cosine, 
 `--exact` adds the exact mode (constant memory) in float32 and in each precision. `--layout channels_last` adds each
 loop again with the student's batch in channels-last memory order (MTTConfig.layout; the same numbers), and MTT's plain
 loop on a channels-last copy of the images (`plain_cl`), so the layout's gain and the loops' can be told apart.
+`--compile` adds `exact_compile`, the exact mode with MTTConfig.capture='compile' (its two step functions compiled by
+inductor, the backward step by forward over reverse), with the time of its first, compiling, iteration and its drift
+from the eager exact mode.
 """
 import argparse, os, sys, time
 from pathlib import Path
@@ -34,22 +38,25 @@ from mim4dd.mtt import TrajectoryMatcher, MTTConfig
 from mim4dd.augment import DSA, dsa_strategy_for
 
 
-def make_matcher(net, t0, t1, n:int, dsa, g, precision:str='float32', mode:str='full', layout:str='contiguous') -> TrajectoryMatcher:
+def make_matcher(net, t0, t1, n:int, dsa, g, precision:str='float32', mode:str='full', layout:str='contiguous',
+                 capture:str='eager') -> TrajectoryMatcher:
     "A matcher over the one segment (t0 -> t1) with n student steps, DSA on"
     return TrajectoryMatcher(net, [torch.stack([t0, t1])], MTTConfig(syn_steps=n, expert_epochs=1, max_start_epoch=1, dsa=True,
-                                                                     precision=precision, layout=layout), dsa=dsa, generator=g, mode=mode)
+                             precision=precision, layout=layout, capture=capture), dsa=dsa, generator=g, mode=mode)
 
-def setting(shape:str, ipc:int, n:int, dev, precisions=(), exact:bool=False, channels_last:bool=False):
+def setting(shape:str, ipc:int, n:int, dev, precisions=(), exact:bool=False, channels_last:bool=False, compiled:bool=False):
     """The iteration functions (plain, full, full_<p> for each extra precision; with `exact`, exact and exact_<p> too;
     with `channels_last`, each of those again as <name>_cl in that layout, and plain_cl: MTT's loop on a channels-last
-    copy of the images) on the same network, images, targets, DSA and generator"""
+    copy of the images; with `compiled`, exact_compile: the exact mode with capture='compile') on the same network,
+    images, targets, DSA and generator"""
     g, net, x, y, t0, t1, step = problem(shape, ipc, dev)
     dsa = DSA(dsa_strategy_for(shape))
     def run(f, leaf=x):
         def it(): leaf.grad = None; step.zero_grad(); f()
         return it
-    loops = {'full': ('float32', 'full'), **{f'full_{p}': (p, 'full') for p in precisions}}  # name: (precision, mode)
+    loops = {'full': ('float32', 'full'), **{f'full_{p}': (p, 'full') for p in precisions}}  # name: (precision, mode[, capture])
     if exact: loops.update({'exact': ('float32', 'exact'), **{f'exact_{p}': (p, 'exact') for p in precisions}})
+    if compiled: loops['exact_compile'] = ('float32', 'exact', 'compile')
     fs = {'plain': run(lambda: plain_iteration(net, x, y, step.value, t0, t1, n, len(x), dsa, g))}
     layouts = {'': 'contiguous'}
     if channels_last:
@@ -57,10 +64,22 @@ def setting(shape:str, ipc:int, n:int, dev, precisions=(), exact:bool=False, cha
         layouts['_cl'] = 'channels_last'
     for suffix, layout in layouts.items():
         if suffix: fs['plain' + suffix] = run(lambda: plain_iteration(net, xcl, y, step.value, t0, t1, n, len(xcl), dsa, g), xcl)
-        for name, (p, mode) in loops.items():
-            m = make_matcher(net, t0, t1, n, dsa, g, p, mode, layout)
+        for name, (p, mode, *capture) in loops.items():
+            m = make_matcher(net, t0, t1, n, dsa, g, p, mode, layout, *capture)
             fs[name + suffix] = run(lambda m=m: m.loss_and_grad(x, y, step))
     return fs
+
+def compile_drift(shape:str, ipc:int, n:int, dev) -> dict:
+    "How far the compiled exact mode's pixel and step-size gradients and loss are from the eager exact mode's (same draws)"
+    _, net, x, y, t0, t1, step = problem(shape, ipc, dev)
+    out = {}
+    for c in ('eager', 'compile'):
+        m = make_matcher(net, t0, t1, n, DSA(dsa_strategy_for(shape)), torch.Generator().manual_seed(7), mode='exact', capture=c)
+        x.grad = None; step.zero_grad()
+        out[c] = (m.loss_and_grad(x, y, step)['loss'], x.grad.detach().clone().flatten(), float(step.u.grad))
+    (le, ge, ae), (lc, gc, ac) = out['eager'], out['compile']
+    return dict(compile_grad_rel_err=float((gc - ge).norm() / ge.norm()), compile_loss_rel_change=abs(lc - le) / le,
+                compile_steplr_grad_rel_change=abs(ac - ae) / abs(ae))
 
 def drift(shape:str, ipc:int, n:int, dev, precision:str) -> dict:
     "How far the pixel gradient and the loss of one iteration in `precision` are from float32's (same segment, batches, DSA)"
@@ -99,12 +118,14 @@ def op_shares(ev) -> tuple:
 
 def measure(fs:dict, repeats:int, warmup:int, dev, ops:bool=False, count:bool=True) -> dict:
     sync = torch.cuda.synchronize if dev.type == 'cuda' else (lambda: None)
-    times = {k: [] for k in fs}
+    times, first = {k: [] for k in fs}, {}
     for r in range(warmup + repeats):
         for k, f in fs.items():
             sync(); t = time.perf_counter(); f(); sync()
             if r >= warmup: times[k].append(time.perf_counter() - t)
+            elif r == 0: first[k] = time.perf_counter() - t
     out = {f'{k}_seconds': sorted(v)[len(v) // 2] for k, v in times.items()}
+    if warmup: out.update({f'{k}_first_seconds': v for k, v in first.items()})  # the compile, where there is one
     from torch.profiler import profile, ProfilerActivity
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == 'cuda' else [])
     for k, f in (fs.items() if count or ops else ()):
@@ -136,6 +157,8 @@ def main():
     ap.add_argument('--exact', action='store_true', help='also time the exact mode (in float32 and in each --precision)')
     ap.add_argument('--layout', choices=['channels_last'], help="also time every loop with the student's batch in this "
                     "memory layout (MTTConfig.layout; names end in _cl)")
+    ap.add_argument('--compile', action='store_true', help="also time the exact mode with capture='compile' (exact_compile; "
+                    "keep --warmup >= 1: the first iteration compiles), and record its drift from the eager exact mode")
     ap.add_argument('--no_count', action='store_true', help='skip the profiled pass that counts operators (halves a long run)')
     ap.add_argument('--keep_freed_memory', action='store_true', help='malloc keeps freed memory (mim4dd.cpu, chapter 05); recorded')
     a = ap.parse_args()
@@ -147,8 +170,9 @@ def main():
             rec = dict(shape=shape, ipc=ipc, syn_steps=a.syn_steps, repeats=a.repeats, threads=a.threads,
                        device=device_name(a.device) if dev.type == 'cuda' else device_name('cpu'),
                        load=os.getloadavg()[0], command='python bench/profile_unroll.py ' + ' '.join(sys.argv[1:]), freed_memory_kept=kept,
-                       **measure(setting(shape, ipc, a.syn_steps, dev, a.precision, a.exact, a.layout == 'channels_last'), a.repeats, a.warmup, dev, a.ops, not a.no_count))
+                       **measure(setting(shape, ipc, a.syn_steps, dev, a.precision, a.exact, a.layout == 'channels_last', a.compile), a.repeats, a.warmup, dev, a.ops, not a.no_count))
             for p in a.precision: rec.update(drift(shape, ipc, a.syn_steps, dev, p))
+            if a.compile: rec.update(compile_drift(shape, ipc, a.syn_steps, dev))
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items() if 'top_ops' not in k}, flush=True)
             if not a.dry: write_record('unroll_profile', **rec)
 

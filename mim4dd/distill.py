@@ -67,7 +67,7 @@ class DistillConfig:
     mode:str='full'               # MTT unroll: 'full' or 'exact' (constant memory, same gradients)
     precision:str='float32'       # MTT student's forward: 'float32' or 'bf16' (autocast; gradients and loss stay float32)
     layout:str='contiguous'       # MTT student's batch: 'contiguous' (NCHW) or 'channels_last' (NHWC, same numbers)
-    capture:str='eager'           # MTT exact mode's steps: 'eager' or 'cuda_graphs' (replayed CUDA graphs on a GPU, eager on a CPU)
+    capture:str='eager'           # MTT exact mode's steps: 'eager', 'cuda_graphs' (replayed on a GPU, eager on a CPU) or 'compile'
     zca:Optional[bool]=None       # MTT: images in ZCA space (the experts' store must hold zca.pt); None: preset
     # DM
     lr_img_dm:float=1.0           # SGD learning rate of the pixels under DM
@@ -88,7 +88,8 @@ class DistillConfig:
         need(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         need(self.init in INITS, f"init must be one of {', '.join(INITS)}, got {self.init!r}")
         need(self.capture in CAPTURES, f"capture must be one of {', '.join(CAPTURES)}, got {self.capture!r}")
-        need(self.capture == 'eager' or self.mode == 'exact', "capture='cuda_graphs' replays the exact mode's steps: set mode='exact'")
+        need(self.capture == 'eager' or self.mode == 'exact', f"capture={self.capture!r} runs the exact mode's steps: set mode='exact'")
+        need(self.capture != 'compile' or self.precision == 'float32', "capture='compile' runs the student in float32: set precision='float32'")
         need(self.layout in LAYOUTS, f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         for k in ('ipc', 'iterations', 'dim', 'batch_real'):
             need(isinstance(getattr(self, k), int) and getattr(self, k) >= 1, f'{k} must be an int >= 1, got {getattr(self, k)!r}')

@@ -5,7 +5,8 @@
 # %% auto #0
 __all__ = ['PRECISIONS', 'LAYOUTS', 'CAPTURES', 'MTT_TABLE', 'MTT_PRESETS', 'MTT_REFERENCE', 'MTTConfig', 'mtt_preset',
            'mtt_preset_source', 'StepSize', 'param_distance', 'sample_batches', 'unroll_full', 'unroll_states',
-           'unroll_backward', 'Segment', 'TrajectoryMatcher', 'StepGraphs', 'make_optimizers', 'mtt_step']
+           'unroll_backward', 'Segment', 'TrajectoryMatcher', 'StepGraphs', 'CompiledSteps', 'make_optimizers',
+           'mtt_step']
 
 # %% ../nbs/13_mtt.ipynb #6b63cc3e
 import math
@@ -21,7 +22,7 @@ from .nets import functional_forward, flat_params, param_names, param_shapes
 # %% ../nbs/13_mtt.ipynb #1516e7fd
 PRECISIONS = ('float32', 'bf16')  # of the student's forward inside the unroll
 LAYOUTS = ('contiguous', 'channels_last')  # memory format of the student's batch (and so of its activations)
-CAPTURES = ('eager', 'cuda_graphs')  # how the exact mode's steps run: op by op, or replayed from captured CUDA graphs
+CAPTURES = ('eager', 'cuda_graphs', 'compile')  # how the exact mode's steps run: op by op, replayed CUDA graphs, or compiled
 
 @dataclass
 class MTTConfig:
@@ -40,7 +41,7 @@ class MTTConfig:
     syn_lr_param:str='log'      # the step size: 'log' (eq. 3, alpha_0 exp(u/alpha_0), stays > 0) or 'raw' (MTT's own)
     precision:str='float32'     # the student's forward: 'float32', or 'bf16' (autocast; parameters, gradients, loss in float32)
     layout:str='contiguous'     # the student's images and activations: 'contiguous' (NCHW) or 'channels_last' (NHWC)
-    capture:str='eager'         # exact mode's steps: 'eager', or 'cuda_graphs' (each step replayed from a CUDA graph; eager on a CPU)
+    capture:str='eager'         # exact mode's steps: 'eager', 'cuda_graphs' (replayed CUDA graphs; eager on a CPU) or 'compile' (inductor)
 
     def __post_init__(self):
         for k in ('syn_steps', 'expert_epochs', 'max_start_epoch', 'batch_real'):
@@ -52,6 +53,8 @@ class MTTConfig:
         if self.syn_lr_param not in ('log', 'raw'): raise ValueError(f"syn_lr_param must be 'log' or 'raw', got {self.syn_lr_param!r}")
         if self.precision not in PRECISIONS: raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         if self.capture not in CAPTURES: raise ValueError(f"capture must be one of {', '.join(CAPTURES)}, got {self.capture!r}")
+        if self.capture == 'compile' and self.precision != 'float32':
+            raise ValueError("capture='compile' runs the student in float32: set precision='float32'")
         if self.layout not in LAYOUTS: raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         for k in ('lr_img', 'lr_lr', 'syn_lr_init'):
             if not getattr(self, k) > 0: raise ValueError(f'{k} must be > 0, got {getattr(self, k)!r}')
@@ -239,8 +242,9 @@ class TrajectoryMatcher:
                  generator:Optional[torch.Generator]=None, # draws segments, batches and DSA parameters
                  mode:str='full'): # 'full' (keep the graph of all steps) or 'exact' (constant memory, same gradients)
         if mode not in ('full', 'exact'): raise ValueError(f"mode must be 'full' or 'exact', got {mode!r}")
-        if config.capture == 'cuda_graphs' and mode != 'exact':
-            raise ValueError("capture='cuda_graphs' replays the exact mode's steps: use mode='exact'")
+        if config.capture != 'eager' and mode != 'exact':
+            raise ValueError(f"capture={config.capture!r} runs the exact mode's steps: use mode='exact'")
+        if config.capture == 'compile': _compile_plan(net)  # a network it cannot compile is refused here, in one line
         if config.dsa and dsa is None: raise ValueError('config.dsa is True but no dsa augmenter was given (pass dsa=DSA(...) or set config.dsa=False)')
         self.net, self.config, self.mode = net, config, mode
         self.dsa = dsa if config.dsa else None
@@ -339,7 +343,8 @@ def loss_and_grad(self:TrajectoryMatcher,
         buf = getattr(self, '_states', None)  # kept between iterations: no fresh memory (page faults) per step
         if buf is None or buf.shape != n or buf.dtype != x_syn.dtype or buf.device != x_syn.device:
             buf = self._states = x_syn.new_empty(n)
-        graphs = self._step_graphs(x_syn, y_syn) if self.config.capture == 'cuda_graphs' else None
+        graphs = (self._step_graphs(x_syn, y_syn) if self.config.capture == 'cuda_graphs' else
+                  self._compiled_steps(x_syn, y_syn) if self.config.capture == 'compile' else None)
         if graphs is None: thetas = unroll_states(batch_loss, theta_start, x_syn, syn_lr, batches, out=buf)
         else: thetas = graphs.forward_pass(theta_start, syn_lr, batches, params, out=buf)
         theta_hat = thetas[-1].detach().requires_grad_()
@@ -448,6 +453,111 @@ def _step_graphs(self:TrajectoryMatcher, x_syn, y_syn) -> StepGraphs:
         self._graphs = StepGraphs(self._student_loss, x_syn, y_syn, sum(p.numel() for p in self.net.parameters()))
         self._graphs_key = key
     return self._graphs
+
+# %% ../nbs/13_mtt.ipynb #b9c95d48
+def _compile_plan(net:nn.Module) -> tuple:
+    """(parameter names, a forward(ps, x) -> logits on parameters shaped by `_shaped`) for a ConvNet-family `net`;
+    ValueError where a layer has no rule here. Norm scales are (C, 1, 1) and the last weight is transposed, so the
+    compiled functions take no view of a parameter (torch 2.13's inductor fails on views of forward-mode tangents)"""
+    names = [n for n, _ in net.named_parameters()]
+    bad = ValueError(f"capture='compile' supports the ConvNet family (blocks of conv, GroupNorm or no norm, activation, "
+                     f"pooling; a flatten and one linear layer), not {type(net).__name__}")
+    blocks, head = getattr(net, 'blocks', None), getattr(net, 'head', None)
+    if blocks is None or head is None or [type(m) for m in head] != [nn.Flatten, nn.Linear]: raise bad
+    for b in blocks:
+        if not isinstance(b, nn.Sequential) or not isinstance(getattr(b, 'conv', None), nn.Conv2d): raise bad
+        if set(dict(b.named_children())) - {'conv', 'norm', 'act', 'pool'}: raise bad
+        if hasattr(b, 'norm') and not isinstance(b.norm, nn.GroupNorm): raise bad
+        if any(True for m in (getattr(b, 'act', None), getattr(b, 'pool', None)) if m is not None for _ in m.parameters()): raise bad
+    def forward(ps, x):
+        p = dict(zip(names, ps))
+        for i, b in enumerate(blocks):
+            c = b.conv
+            x = F.conv2d(x, p[f'blocks.{i}.conv.weight'], p.get(f'blocks.{i}.conv.bias'), c.stride, c.padding, c.dilation, c.groups)
+            if hasattr(b, 'norm'):  # group norm (instance norm: one channel per group) on the activations
+                xg = x.reshape(len(x), b.norm.num_groups, -1)
+                mu, var = xg.mean(-1, keepdim=True), xg.var(-1, keepdim=True, unbiased=False)
+                x = ((xg - mu) * torch.rsqrt(var + b.norm.eps)).reshape(x.shape)
+                if b.norm.affine: x = x * p[f'blocks.{i}.norm.weight'] + p[f'blocks.{i}.norm.bias']
+            if hasattr(b, 'act'): x = b.act(x)
+            if hasattr(b, 'pool'): x = b.pool(x)
+        x = x.contiguous().reshape(len(x), -1) @ p['head.fc.weight']
+        return x + p['head.fc.bias'] if 'head.fc.bias' in p else x
+    return names, forward
+
+def _shaped(names:list, flat:torch.Tensor, shapes:list) -> tuple:
+    "The flat parameters as `_compile_plan`'s forward takes them: norm scales (C, 1, 1), the last weight transposed (copies)"
+    out = []
+    for n, c, s in zip(names, flat.split([math.prod(s) for s in shapes]), shapes):
+        if '.norm.' in n: c = c.reshape(-1, 1, 1)
+        elif n == 'head.fc.weight': c = c.reshape(s).t()
+        else: c = c.reshape(s)
+        out.append(c.contiguous())
+    return tuple(out)
+
+def _flat(names:list, ps) -> torch.Tensor:
+    "Inverse of `_shaped`"
+    return torch.cat([(p.t() if n == 'head.fc.weight' else p).reshape(-1) for n, p in zip(names, ps)])
+
+# %% ../nbs/13_mtt.ipynb #49685757
+class CompiledSteps:
+    "The exact mode's forward and backward step as two functions compiled by `torch.compile`; DSA stays eager"
+    def __init__(self, matcher:'TrajectoryMatcher', x_syn:torch.Tensor, y_syn:torch.Tensor):
+        if matcher.config.precision != 'float32': raise ValueError("capture='compile' runs the student in float32: set precision='float32'")
+        self.m, self.xs, self.ys = matcher, x_syn.detach(), y_syn
+        self.names, forward = _compile_plan(matcher.net)
+        self.shapes = [p.shape for p in matcher.net.parameters()]
+        def loss(ps, xa, yb): return F.cross_entropy(forward(ps, xa), yb)
+        def grad_step(ps, xa, yb): return torch.func.grad(loss)(ps, xa, yb)
+        def hvp_step(ps, xa, yb, vs):  # forward over reverse: the tangent of (dl/dtheta, dl/dx) along v
+            g = torch.func.grad(loss, argnums=(0, 1))
+            (gt, _), (hv, gx) = torch.func.jvp(lambda q: g(q, xa, yb), (ps,), (vs,))
+            return gt, hv, gx
+        self.grad_step = torch.compile(grad_step, dynamic=False)
+        self.hvp_step = torch.compile(hvp_step, dynamic=False)
+
+@patch
+def _batch(self:CompiledSteps, idx, params, need_grad=False) -> tuple:
+    "(the step's batch as drawn, the batch the student sees: after DSA and the layout, detached)"
+    xb = self.xs[idx].requires_grad_(need_grad)
+    xa = self.m.dsa.apply(xb, params) if params is not None else xb
+    if self.m.config.layout == 'channels_last': xa = xa.contiguous(memory_format=torch.channels_last)
+    return xb, xa
+
+@patch
+def forward_pass(self:CompiledSteps, theta_start, syn_lr, batches, params, out) -> list:
+    "`unroll_states` with the compiled gradient: every theta_hat_i as the rows of `out`"
+    thetas, alpha = list(out.unbind()), syn_lr.detach()
+    thetas[0].copy_(theta_start.detach())
+    for i, idx in enumerate(batches):
+        _, xa = self._batch(idx, params[i])
+        g = _flat(self.names, self.grad_step(_shaped(self.names, thetas[i], self.shapes), xa.detach(), self.ys[idx]))
+        thetas[i + 1].copy_(g).mul_(-alpha).add_(thetas[i])
+    return thetas
+
+@patch
+def backward_pass(self:CompiledSteps, thetas, syn_lr, batches, params, v) -> tuple:
+    "`unroll_backward` with the compiled Hessian-vector product: (dL/dx_syn, dL/dsyn_lr)"
+    alpha, v = syn_lr.detach(), v.detach().clone()
+    dx, dalpha = torch.zeros_like(self.xs), torch.zeros((), dtype=v.dtype, device=v.device)
+    for i in reversed(range(len(batches))):
+        idx = batches[i]
+        xb, xa = self._batch(idx, params[i], need_grad=params[i] is not None)
+        g, hv, gxa = self.hvp_step(_shaped(self.names, thetas[i], self.shapes), xa.detach(), self.ys[idx],
+                                   _shaped(self.names, v, self.shapes))
+        gx = torch.autograd.grad(xa, xb, gxa)[0] if params[i] is not None else gxa  # back through DSA, eagerly
+        dalpha -= torch.dot(_flat(self.names, g), v)
+        dx.index_add_(0, idx, gx.mul(-alpha))
+        v.sub_(_flat(self.names, hv).mul_(alpha))
+    return dx, dalpha
+
+@patch
+def _compiled_steps(self:TrajectoryMatcher, x_syn, y_syn) -> CompiledSteps:
+    "The matcher's CompiledSteps for this synthetic set (built again when the set, its labels or its device change)"
+    key = (x_syn.data_ptr(), y_syn.data_ptr(), tuple(x_syn.shape), x_syn.dtype, x_syn.device)
+    if getattr(self, '_compiled_key', None) != key:
+        self._compiled, self._compiled_key = CompiledSteps(self, x_syn, y_syn), key
+    return self._compiled
 
 # %% ../nbs/13_mtt.ipynb #d522f1bc
 def make_optimizers(x_syn:torch.Tensor, step_size:StepSize, config:MTTConfig) -> tuple:

@@ -72,7 +72,7 @@ class MTTSpec:
     mode:str='full'                       # the unroll: 'full', or 'exact' (constant memory, the same gradients)
     precision:str='float32'               # the student's forward: 'float32', or 'bf16' (autocast; gradients and loss in float32)
     layout:str='contiguous'               # the student's batch: 'contiguous' (NCHW) or 'channels_last' (NHWC; same numbers)
-    capture:str='eager'                   # exact mode's steps: 'eager', or 'cuda_graphs' (replayed from CUDA graphs; eager on a CPU)
+    capture:str='eager'                   # exact mode's steps: 'eager', 'cuda_graphs' (replayed; eager on a CPU) or 'compile' (inductor)
 
 @dataclass
 class DMSpec:
