@@ -23,8 +23,8 @@ float32 one on the same segment, batches and DSA draws (relative error, cosine, 
 loop again with the student's batch in channels-last memory order (MTTConfig.layout; the same numbers), and MTT's plain
 loop on a channels-last copy of the images (`plain_cl`), so the layout's gain and the loops' can be told apart.
 `--compile` adds `exact_compile`, the exact mode with MTTConfig.capture='compile' (its two step functions compiled by
-inductor, the backward step by forward over reverse), with the time of its first, compiling, iteration and its drift
-from the eager exact mode.
+inductor, the backward step by forward over reverse), with the time of its first, compiling, iteration, its drift from
+the eager exact mode, and how far each of the two is from the eager exact mode in float64 (`--drift_only`: only that).
 """
 import argparse, os, sys, time
 from pathlib import Path
@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import write_record, device_name
 from bench.mtt_speed import plain_iteration, problem
 from mim4dd.cpu import keep_freed_memory
-from mim4dd.mtt import TrajectoryMatcher, MTTConfig
+from mim4dd.mtt import TrajectoryMatcher, MTTConfig, StepSize
 from mim4dd.augment import DSA, dsa_strategy_for
 
 
@@ -70,16 +70,24 @@ def setting(shape:str, ipc:int, n:int, dev, precisions=(), exact:bool=False, cha
     return fs
 
 def compile_drift(shape:str, ipc:int, n:int, dev) -> dict:
-    "How far the compiled exact mode's pixel and step-size gradients and loss are from the eager exact mode's (same draws)"
-    _, net, x, y, t0, t1, step = problem(shape, ipc, dev)
+    """How far the pixel and step-size gradients and the loss of one iteration are from float64's (the eager exact mode
+    in float64 on the same segment, batches and DSA draws: the oracle), for the eager exact mode and the compiled one in
+    float32, and how far the two float32 runs are from each other"""
     out = {}
-    for c in ('eager', 'compile'):
+    for name, c, dtype in (('eager', 'eager', torch.float32), ('compile', 'compile', torch.float32), ('oracle', 'eager', torch.float64)):
+        _, net, x, y, t0, t1, _ = problem(shape, ipc, dev)
+        net, x, t0, t1 = net.to(dtype), x.detach().to(dtype).requires_grad_(), t0.to(dtype), t1.to(dtype)
+        step = StepSize(0.01, device=dev, dtype=dtype)
         m = make_matcher(net, t0, t1, n, DSA(dsa_strategy_for(shape)), torch.Generator().manual_seed(7), mode='exact', capture=c)
-        x.grad = None; step.zero_grad()
-        out[c] = (m.loss_and_grad(x, y, step)['loss'], x.grad.detach().clone().flatten(), float(step.u.grad))
-    (le, ge, ae), (lc, gc, ac) = out['eager'], out['compile']
-    return dict(compile_grad_rel_err=float((gc - ge).norm() / ge.norm()), compile_loss_rel_change=abs(lc - le) / le,
-                compile_steplr_grad_rel_change=abs(ac - ae) / abs(ae))
+        out[name] = (m.loss_and_grad(x, y, step)['loss'], x.grad.detach().double().flatten(), float(step.u.grad))
+    def err(a, b):
+        (la, ga, sa), (lb, gb, sb) = out[a], out[b]
+        return float((ga - gb).norm() / gb.norm()), abs(la - lb) / abs(lb), abs(sa - sb) / abs(sb)
+    rec = {}
+    for a, b in (('compile', 'eager'), ('eager', 'oracle'), ('compile', 'oracle')):
+        tag = 'compile' if b == 'eager' else f'{a}_vs_float64'
+        rec[f'{tag}_grad_rel_err'], rec[f'{tag}_loss_rel_change'], rec[f'{tag}_steplr_grad_rel_change'] = err(a, b)
+    return rec
 
 def drift(shape:str, ipc:int, n:int, dev, precision:str) -> dict:
     "How far the pixel gradient and the loss of one iteration in `precision` are from float32's (same segment, batches, DSA)"
@@ -159,6 +167,7 @@ def main():
                     "memory layout (MTTConfig.layout; names end in _cl)")
     ap.add_argument('--compile', action='store_true', help="also time the exact mode with capture='compile' (exact_compile; "
                     "keep --warmup >= 1: the first iteration compiles), and record its drift from the eager exact mode")
+    ap.add_argument('--drift_only', action='store_true', help='with --compile: record only the drifts, time nothing')
     ap.add_argument('--no_count', action='store_true', help='skip the profiled pass that counts operators (halves a long run)')
     ap.add_argument('--keep_freed_memory', action='store_true', help='malloc keeps freed memory (mim4dd.cpu, chapter 05); recorded')
     a = ap.parse_args()
@@ -167,10 +176,12 @@ def main():
     dev = torch.device(a.device)
     for shape in a.shape:
         for ipc in a.ipc:
-            rec = dict(shape=shape, ipc=ipc, syn_steps=a.syn_steps, repeats=a.repeats, threads=a.threads,
+            rec = dict(shape=shape, ipc=ipc, syn_steps=a.syn_steps, repeats=0 if a.drift_only else a.repeats, threads=a.threads,
                        device=device_name(a.device) if dev.type == 'cuda' else device_name('cpu'),
-                       load=os.getloadavg()[0], command='python bench/profile_unroll.py ' + ' '.join(sys.argv[1:]), freed_memory_kept=kept,
-                       **measure(setting(shape, ipc, a.syn_steps, dev, a.precision, a.exact, a.layout == 'channels_last', a.compile), a.repeats, a.warmup, dev, a.ops, not a.no_count))
+                       load=os.getloadavg()[0], command='python bench/profile_unroll.py ' + ' '.join(sys.argv[1:]), freed_memory_kept=kept)
+            if not a.drift_only:
+                rec.update(measure(setting(shape, ipc, a.syn_steps, dev, a.precision, a.exact, a.layout == 'channels_last', a.compile),
+                                   a.repeats, a.warmup, dev, a.ops, not a.no_count))
             for p in a.precision: rec.update(drift(shape, ipc, a.syn_steps, dev, p))
             if a.compile: rec.update(compile_drift(shape, ipc, a.syn_steps, dev))
             print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rec.items() if 'top_ops' not in k}, flush=True)

@@ -48,6 +48,8 @@ def test_set_and_config_errors_are_one_line(tmp_path):
                       (['--set', 'loop.ipc=2.5'], 'loop.ipc must be an int, got'),
                       (['--set', 'lr_img=3'], 'section.field=value'),
                       (['--set', 'mim.tau=-1'], 'tau must be > 0'),
+                      (['--set', 'mtt.capture=compile'], "capture='compile' runs the exact mode's steps: set mode='exact'"),
+                      (['--set', 'mtt.capture=compile', 'mtt.mode=exact', 'mtt.precision=bf16'], "capture='compile' runs the student in float32"),
                       (['--config', tmp_path/'missing.json'], 'no such file')]:
         code, out, err = distill('--out', tmp_path/'o', *args)
         assert code == 2 and len(err) == 1 and msg in err[0], (args, err)
