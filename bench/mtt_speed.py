@@ -5,7 +5,9 @@
 - `full`:  `mim4dd.mtt.TrajectoryMatcher(mode='full')` (the same maths, keeps every step's graph);
 - `exact`: `mim4dd.mtt.TrajectoryMatcher(mode='exact')` (constant-memory reverse pass, same gradients);
 - `exact_graphs` (asked for with `--modes`): the exact mode with `capture='cuda_graphs'`, each student step replayed
-  from a captured CUDA graph (on a CPU the same steps run eagerly).
+  from a captured CUDA graph (on a CPU the same steps run eagerly);
+- `exact_compile` (asked for with `--modes`): the exact mode with `capture='compile'`, its two step functions compiled
+  by inductor (keep `--warmup` >= 1: the first iteration compiles; on a CPU its peak RSS includes the compiler's).
 
 DSA runs inside every unroll, its family cycling through the strategy (rather than drawn at random) so that every
 mode does the same augmentation work. Every (mode, syn_steps, ipc) runs in a fresh subprocess so that its peak resident memory (ru_maxrss) is its own.
@@ -97,9 +99,9 @@ def child(cfg):
     def make_iteration(syn_steps, counting=False):  # counting: under the FLOP counter, which captures no CUDA graph
         if cfg['mode'] == 'plain':
             return lambda: plain_iteration(net, x_syn, y_syn, step_size.value, theta_start, theta_target, syn_steps, n_syn, dsa, g)
-        graphs = cfg['mode'] == 'exact_graphs' and not counting  # the exact mode's steps replayed from CUDA graphs
+        capture = {'exact_graphs': 'cuda_graphs', 'exact_compile': 'compile'}.get(cfg['mode'], 'eager')
         config = MTTConfig(syn_steps=syn_steps, expert_epochs=1, max_start_epoch=1, dsa=cfg['dsa'],
-                           capture='cuda_graphs' if graphs else 'eager')
+                           capture='eager' if counting else capture)  # the FLOP counter counts the eager steps
         matcher = TrajectoryMatcher(net, [torch.stack([theta_start, theta_target])], config, dsa=dsa, generator=g,
                                     mode='full' if cfg['mode'] == 'full' else 'exact')
         return lambda: matcher.loss_and_grad(x_syn, y_syn, step_size)
@@ -138,7 +140,7 @@ def main():
     ap.add_argument('--quick', action='store_true', help='digits-sized net, small grid')
     ap.add_argument('--shape', choices=sorted(SHAPES), default=None)
     ap.add_argument('--modes', default='plain,full,exact', help="any of plain, full, exact, exact_graphs (exact's steps replayed "
-                    "from CUDA graphs: on a GPU; on a CPU it runs them eagerly)")
+                    "from CUDA graphs: on a GPU; on a CPU it runs them eagerly), exact_compile (compiled by inductor)")
     ap.add_argument('--syn_steps', default=None, help='comma-separated')
     ap.add_argument('--ipc', default=None, help='comma-separated')
     ap.add_argument('--repeats', type=int, default=None, help='timed iterations per process (median recorded)')
@@ -167,7 +169,7 @@ def main():
         for n in steps:
           for rnd in range(a.rounds):
             for mode in a.modes.split(','):
-                if mode not in ('exact', 'exact_graphs') and ipc in per_step_gb and per_step_gb[ipc] * n > a.max_full_gb:
+                if mode not in ('exact', 'exact_graphs', 'exact_compile') and ipc in per_step_gb and per_step_gb[ipc] * n > a.max_full_gb:
                     print(f'skip {mode} ipc={ipc} syn_steps={n}: ~{per_step_gb[ipc] * n:.1f} GB > --max_full_gb', flush=True)
                     continue
                 cfg = dict(mode=mode, syn_steps=n, ipc=ipc, shape=shape, repeats=repeats, warmup=warmup, threads=a.threads,
@@ -197,12 +199,13 @@ def summary(path=None, tag=None):
                    mem=median(r['peak_minus_base_mb'] for r in v), gflop=v[0]['flops_per_iter'] / 1e9, n=len(v))
            for k, v in groups.items()}
     print(f"{'tag/commit':19} {'shape':8} thr ipc   N mode   n  wall_s   cpu_s  mem_MB   GFLOP  GFLOP/s(cpu)  exact/full(cpu,wall)  full/plain(cpu,wall)")
-    for k in sorted(med, key=lambda k: (k[0], k[1], k[2], k[3], k[4], ['plain', 'full', 'exact', 'exact_graphs'].index(k[5]))):
+    for k in sorted(med, key=lambda k: (k[0], k[1], k[2], k[3], k[4], ['plain', 'full', 'exact', 'exact_graphs', 'exact_compile'].index(k[5]))):
         m, base = med[k], k[:5]
         ratio = lambda a, b: (f"{med[base + (a,)]['cpu'] / med[base + (b,)]['cpu']:.2f}, {med[base + (a,)]['wall'] / med[base + (b,)]['wall']:.2f}"
                               if base + (a,) in med and base + (b,) in med else '')
         extra, col = {'exact': (ratio('exact', 'full'), 'e/f'), 'full': (ratio('full', 'plain'), 'f/p'),
-                      'exact_graphs': (ratio('exact_graphs', 'exact'), 'g/e')}.get(k[5], ('', ''))
+                      'exact_graphs': (ratio('exact_graphs', 'exact'), 'g/e'),
+                      'exact_compile': (ratio('exact_compile', 'exact'), 'c/e')}.get(k[5], ('', ''))
         print(f"{k[0]:19} {k[1]:8} {k[2]:3} {k[3]:3} {k[4]:3} {k[5]:6} {m['n']:2} {m['wall']:7.3f} {m['cpu']:7.3f} {m['mem']:7.1f} "
               f"{m['gflop']:7.2f} {m['gflop'] / m['cpu']:10.2f}    {col} {extra}")
 

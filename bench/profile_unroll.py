@@ -25,6 +25,8 @@ loop on a channels-last copy of the images (`plain_cl`), so the layout's gain an
 `--compile` adds `exact_compile`, the exact mode with MTTConfig.capture='compile' (its two step functions compiled by
 inductor, the backward step by forward over reverse), with the time of its first, compiling, iteration, its drift from
 the eager exact mode, and how far each of the two is from the eager exact mode in float64 (`--drift_only`: only that).
+Under TORCH_COMPILE_DISABLE=1 (recorded) `exact_compile` runs the same forward-over-reverse steps uncompiled: what the
+compiler adds, apart from the arithmetic.
 """
 import argparse, os, sys, time
 from pathlib import Path
@@ -178,7 +180,8 @@ def main():
         for ipc in a.ipc:
             rec = dict(shape=shape, ipc=ipc, syn_steps=a.syn_steps, repeats=0 if a.drift_only else a.repeats, threads=a.threads,
                        device=device_name(a.device) if dev.type == 'cuda' else device_name('cpu'),
-                       load=os.getloadavg()[0], command='python bench/profile_unroll.py ' + ' '.join(sys.argv[1:]), freed_memory_kept=kept)
+                       load=os.getloadavg()[0], command='python bench/profile_unroll.py ' + ' '.join(sys.argv[1:]), freed_memory_kept=kept,
+                       torch_compile_disabled=torch._dynamo.config.disable)  # TORCH_COMPILE_DISABLE=1: exact_compile runs eagerly
             if not a.drift_only:
                 rec.update(measure(setting(shape, ipc, a.syn_steps, dev, a.precision, a.exact, a.layout == 'channels_last', a.compile),
                                    a.repeats, a.warmup, dev, a.ops, not a.no_count))

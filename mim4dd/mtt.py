@@ -9,7 +9,7 @@ __all__ = ['PRECISIONS', 'LAYOUTS', 'CAPTURES', 'MTT_TABLE', 'MTT_PRESETS', 'MTT
            'mtt_step']
 
 # %% ../nbs/13_mtt.ipynb #6b63cc3e
-import math
+import atexit, math
 from dataclasses import dataclass, asdict, replace
 from typing import Callable, Optional, Sequence
 from fastcore.basics import patch
@@ -500,6 +500,8 @@ def _flat(names:list, ps) -> torch.Tensor:
     return torch.cat([(p.t() if n == 'head.fc.weight' else p).reshape(-1) for n, p in zip(names, ps)])
 
 # %% ../nbs/13_mtt.ipynb #49685757
+_RESET_AT_EXIT = False
+
 class CompiledSteps:
     "The exact mode's forward and backward step as two functions compiled by `torch.compile`; DSA stays eager"
     def __init__(self, matcher:'TrajectoryMatcher', x_syn:torch.Tensor, y_syn:torch.Tensor):
@@ -515,6 +517,8 @@ class CompiledSteps:
             return gt, hv, gx
         self.grad_step = torch.compile(grad_step, dynamic=False)
         self.hvp_step = torch.compile(hvp_step, dynamic=False)
+        global _RESET_AT_EXIT  # drop the compiled code before the interpreter tears modules down (else dynamo's cleanup warns)
+        if not _RESET_AT_EXIT: atexit.register(torch._dynamo.reset); _RESET_AT_EXIT = True
 
 @patch
 def _batch(self:CompiledSteps, idx, params, need_grad=False) -> tuple:

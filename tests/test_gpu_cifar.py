@@ -27,6 +27,7 @@ def test_smoke_writes_every_record(tmp_path, monkeypatch):
     assert read('gpu_cifar_timing')[0]['seconds']['total'] == secs['total']
     cap, = read('gpu_cifar_capture')  # on the CPU the captured path runs eagerly: nothing captured, the same pixels
     assert cap['graphs_captured'] == 0 and cap['step_kinds'] > 0 and cap['max_pixel_diff'] == 0 and cap['pixels_moved'] > 0
-    assert set(cap['median_s']) == {'eager', 'cuda_graphs'} and all(len(v) == 2 for v in cap['seconds_per_iteration'].values())
+    assert set(cap['median_s']) == {'eager', 'cuda_graphs', 'compile'} and all(len(v) == 2 for v in cap['seconds_per_iteration'].values())
+    assert 0 <= cap['max_pixel_diff_compile'] <= 1e-3 * cap['pixels_moved'] and cap['speedup_compile'] > 0  # compiled: equal to rounding
     assert sorted(f.name for f in (tmp_path/'mirror').iterdir()) == ['gpu_cifar.jsonl', 'gpu_cifar_capture.jsonl', 'gpu_cifar_paired.jsonl',
                                                                      'gpu_cifar_timing.jsonl']
