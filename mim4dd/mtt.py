@@ -519,6 +519,9 @@ class CompiledSteps:
         self.hvp_step = torch.compile(hvp_step, dynamic=False)
         global _RESET_AT_EXIT  # drop the compiled code before the interpreter tears modules down (else dynamo's cleanup warns)
         if not _RESET_AT_EXIT: atexit.register(torch._dynamo.reset); _RESET_AT_EXIT = True
+        # every network, batch size and dtype in a process is one more compiled version of the same two functions, and
+        # past dynamo's limit (8) they would run uncompiled, twice as slow: allow more
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
 
 @patch
 def _batch(self:CompiledSteps, idx, params, need_grad=False) -> tuple:

@@ -119,3 +119,15 @@ def test_cuda_graphs_match_eager(digits, no_tf32):
     graphs = graphed.base.matcher._graphs
     assert graphs.use_graphs and graphs.captured == len(graphs.slots) > 0
     _close_runs(a, b, eager.x_init.cpu(), rel=1e-5)
+
+@gpu
+def test_compiled_steps_match_eager_on_gpu(digits, no_tf32):
+    "capture='compile' on a GPU (inductor's kernels): the run equals the eager exact mode's on the GPU, to rounding"
+    train, _, store = digits
+    cfg = DistillConfig(**{**SMALL, 'iterations': 4}, mode='exact', lam=0.5)
+    eager = Distiller(cfg, train, store, device='cuda')
+    a = eager.run(progress=False)
+    compiled = Distiller(replace(cfg, capture='compile'), train, store, device='cuda')
+    b = compiled.run(progress=False)
+    assert compiled.base.matcher._compiled is not None
+    _close_runs(a, b, eager.x_init.cpu(), rel=1e-4)

@@ -28,6 +28,8 @@ def test_smoke_writes_every_record(tmp_path, monkeypatch):
     cap, = read('gpu_cifar_capture')  # on the CPU the captured path runs eagerly: nothing captured, the same pixels
     assert cap['graphs_captured'] == 0 and cap['step_kinds'] > 0 and cap['max_pixel_diff'] == 0 and cap['pixels_moved'] > 0
     assert set(cap['median_s']) == {'eager', 'cuda_graphs', 'compile'} and all(len(v) == 2 for v in cap['seconds_per_iteration'].values())
-    assert 0 <= cap['max_pixel_diff_compile'] <= 1e-3 * cap['pixels_moved'] and cap['speedup_compile'] > 0  # compiled: equal to rounding
+    # compiled: another float32 arithmetic, whose gradient differs from eager's by ~1 % after 30-50 steps (as eager's own
+    # differs from float64's: bench/results/unroll_profile.jsonl); a wrong gradient would move the pixels elsewhere
+    assert 0 <= cap['max_pixel_diff_compile'] <= 0.05 * cap['pixels_moved'] and cap['speedup_compile'] > 0
     assert sorted(f.name for f in (tmp_path/'mirror').iterdir()) == ['gpu_cifar.jsonl', 'gpu_cifar_capture.jsonl', 'gpu_cifar_paired.jsonl',
                                                                      'gpu_cifar_timing.jsonl']
