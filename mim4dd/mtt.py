@@ -463,12 +463,14 @@ def _compile_plan(net:nn.Module) -> tuple:
     bad = ValueError(f"capture='compile' supports the ConvNet family (blocks of conv, GroupNorm or no norm, activation, "
                      f"pooling; a flatten and one linear layer), not {type(net).__name__}")
     blocks, head = getattr(net, 'blocks', None), getattr(net, 'head', None)
-    if blocks is None or head is None or [type(m) for m in head] != [nn.Flatten, nn.Linear]: raise bad
+    if blocks is None or head is None or [(n, type(m)) for n, m in head.named_children()] != [('flatten', nn.Flatten), ('fc', nn.Linear)]:
+        raise bad
     for b in blocks:
-        if not isinstance(b, nn.Sequential) or not isinstance(getattr(b, 'conv', None), nn.Conv2d): raise bad
-        if set(dict(b.named_children())) - {'conv', 'norm', 'act', 'pool'}: raise bad
+        if not isinstance(b, nn.Sequential) or set(dict(b.named_children())) - {'conv', 'norm', 'act', 'pool'}: raise bad
+        if not isinstance(getattr(b, 'conv', None), nn.Conv2d) or b.conv.padding_mode != 'zeros': raise bad
         if hasattr(b, 'norm') and not isinstance(b.norm, nn.GroupNorm): raise bad
-        if any(True for m in (getattr(b, 'act', None), getattr(b, 'pool', None)) if m is not None for _ in m.parameters()): raise bad
+        for m in (getattr(b, 'act', None), getattr(b, 'pool', None)):  # called as they are: they must hold no parameters
+            if m is not None and any(True for _ in m.parameters()): raise bad
     def forward(ps, x):
         p = dict(zip(names, ps))
         for i, b in enumerate(blocks):
