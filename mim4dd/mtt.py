@@ -343,16 +343,15 @@ def loss_and_grad(self:TrajectoryMatcher,
         buf = getattr(self, '_states', None)  # kept between iterations: no fresh memory (page faults) per step
         if buf is None or buf.shape != n or buf.dtype != x_syn.dtype or buf.device != x_syn.device:
             buf = self._states = x_syn.new_empty(n)
-        graphs = (self._step_graphs(x_syn, y_syn) if self.config.capture == 'cuda_graphs' else
-                  self._compiled_steps(x_syn, y_syn) if self.config.capture == 'compile' else None)
-        if graphs is None: thetas = unroll_states(batch_loss, theta_start, x_syn, syn_lr, batches, out=buf)
-        else: thetas = graphs.forward_pass(theta_start, syn_lr, batches, params, out=buf)
+        steps = self._steps(x_syn, y_syn)  # None when eager
+        if steps is None: thetas = unroll_states(batch_loss, theta_start, x_syn, syn_lr, batches, out=buf)
+        else: thetas = steps.forward_pass(theta_start, syn_lr, batches, params, out=buf)
         theta_hat = thetas[-1].detach().requires_grad_()
         loss_mtt = param_distance(theta_hat, theta_start, theta_target)
         loss_end = end_loss(theta_hat) if end_loss is not None else None
         (loss_mtt if loss_end is None else loss_mtt + loss_end).backward(inputs=[theta_hat, x_syn])
-        if graphs is None: dx, dalpha, _ = unroll_backward(batch_loss, thetas, x_syn, syn_lr, batches, theta_hat.grad)
-        else: dx, dalpha = graphs.backward_pass(thetas, syn_lr, batches, params, theta_hat.grad)
+        if steps is None: dx, dalpha, _ = unroll_backward(batch_loss, thetas, x_syn, syn_lr, batches, theta_hat.grad)
+        else: dx, dalpha = steps.backward_pass(thetas, syn_lr, batches, params, theta_hat.grad)
         if x_syn.grad is None: x_syn.grad = dx
         else: x_syn.grad += dx
         syn_lr.backward(dalpha)
@@ -445,15 +444,6 @@ def backward_pass(self:StepGraphs, thetas, syn_lr, batches, params, v) -> tuple:
         self.v.copy_(self.v_next)
     return dx, dalpha
 
-@patch
-def _step_graphs(self:TrajectoryMatcher, x_syn, y_syn) -> StepGraphs:
-    "The matcher's StepGraphs for this synthetic set (built again when the set, its labels or its device change)"
-    key = (x_syn.data_ptr(), y_syn.data_ptr(), tuple(x_syn.shape), x_syn.dtype, x_syn.device)
-    if getattr(self, '_graphs_key', None) != key:
-        self._graphs = StepGraphs(self._student_loss, x_syn, y_syn, sum(p.numel() for p in self.net.parameters()))
-        self._graphs_key = key
-    return self._graphs
-
 # %% ../nbs/13_mtt.ipynb #b9c95d48
 def _compile_plan(net:nn.Module) -> tuple:
     """(parameter names, a forward(ps, x) -> logits on parameters shaped by `_shaped`) for a ConvNet-family `net`;
@@ -507,7 +497,6 @@ _RESET_AT_EXIT = False
 class CompiledSteps:
     "The exact mode's forward and backward step as two functions compiled by `torch.compile`; DSA stays eager"
     def __init__(self, matcher:'TrajectoryMatcher', x_syn:torch.Tensor, y_syn:torch.Tensor):
-        if matcher.config.precision != 'float32': raise ValueError("capture='compile' runs the student in float32: set precision='float32'")
         self.m, self.xs, self.ys = matcher, x_syn.detach(), y_syn
         self.names, forward = _compile_plan(matcher.net)
         self.shapes = [p.shape for p in matcher.net.parameters()]
@@ -561,12 +550,17 @@ def backward_pass(self:CompiledSteps, thetas, syn_lr, batches, params, v) -> tup
     return dx, dalpha
 
 @patch
-def _compiled_steps(self:TrajectoryMatcher, x_syn, y_syn) -> CompiledSteps:
-    "The matcher's CompiledSteps for this synthetic set (built again when the set, its labels or its device change)"
-    key = (x_syn.data_ptr(), y_syn.data_ptr(), tuple(x_syn.shape), x_syn.dtype, x_syn.device)
-    if getattr(self, '_compiled_key', None) != key:
-        self._compiled, self._compiled_key = CompiledSteps(self, x_syn, y_syn), key
-    return self._compiled
+def _steps(self:TrajectoryMatcher, x_syn, y_syn):
+    """What runs the exact mode's steps for `config.capture`: None (eager), the matcher's StepGraphs (`_graphs`) or its
+    CompiledSteps (`_compiled`) for this synthetic set, built again when the set, its labels or its device change"""
+    capture = self.config.capture
+    if capture == 'eager': return None
+    key = (capture, x_syn.data_ptr(), y_syn.data_ptr(), tuple(x_syn.shape), x_syn.dtype, x_syn.device)
+    if getattr(self, '_steps_key', None) != key:
+        if capture == 'cuda_graphs': self._graphs = StepGraphs(self._student_loss, x_syn, y_syn, sum(p.numel() for p in self.net.parameters()))
+        else: self._compiled = CompiledSteps(self, x_syn, y_syn)
+        self._steps_key = key
+    return self._graphs if capture == 'cuda_graphs' else self._compiled
 
 # %% ../nbs/13_mtt.ipynb #d522f1bc
 def make_optimizers(x_syn:torch.Tensor, step_size:StepSize, config:MTTConfig) -> tuple:
