@@ -118,7 +118,7 @@ def time_capture(a, size, root, store, n_experts, train, rec):
     spec = cifar_spec(size, root, store, n_experts, ipc, c['rounds'] * c['iterations'], 0, a.device, dict(b, mode='exact'))
     caps = [k for k in CAPTURES if not (k == 'compile' and a.no_compile)]
     runs = {k: Distiller(spec.override(f'mtt.capture={k}').distill_config(), train, store, device=a.device) for k in caps}
-    sync = torch.cuda.synchronize if str(a.device).startswith('cuda') else (lambda: None)
+    sync = (lambda: torch.cuda.synchronize(a.device)) if str(a.device).startswith('cuda') else (lambda: None)
     times = {k: [] for k in runs}
     for _ in range(c['rounds']):  # round 0 holds the captures (and the first launches of both): left out of the median
         for k, d in runs.items():
@@ -160,6 +160,7 @@ def _main(argv=None):
     ap.add_argument('--no_compile', action='store_true', help="time CUDA graphs against eager without capture='compile'")
     a = ap.parse_args(argv)
     t_start, size = time.time(), SIZES['smoke' if a.smoke else 'gpu']
+    if [i for i in a.ipcs if i not in size['ipc']]: ap.error(f"--ipcs: this size has budgets for IPC {sorted(size['ipc'])} only")
     threads = a.threads or (1 if a.smoke else None)
     if threads: torch.set_num_threads(threads)
     seeds, limit = a.seeds or size['seeds'], a.time_limit if a.time_limit is not None else size['time_limit']

@@ -23,7 +23,9 @@ appended to bench/results/mtt_speed.jsonl; `bench/mtt_speed.py --summary` prints
     python bench/mtt_speed.py --device cuda --ipc 1,10 --syn_steps 50 --modes exact,exact_graphs,full --repeats 10  # graphs
 
 On a GPU, times are taken after torch.cuda.synchronize() and memory is the CUDA allocator's peak above what the
-process held before the timed iterations (torch.cuda.max_memory_allocated), not the resident set size.
+process held before the timed iterations (torch.cuda.max_memory_allocated), not the resident set size. The record
+also keeps the allocator's peak reservation (peak_reserved_mb, torch.cuda.max_memory_reserved): memory that CUDA graphs'
+pools hold between replays counts there, not in the allocated peak.
 """
 import argparse, json, os, resource, subprocess, sys, time
 from pathlib import Path
@@ -119,6 +121,7 @@ def child(cfg):
         sync(); t0, c0 = time.perf_counter(), time.process_time()
         iteration(); sync()
         times.append(time.perf_counter() - t0); cpu.append(time.process_time() - c0)
+    reserved = torch.cuda.max_memory_reserved(dev) / 2**20 if cuda else None  # CUDA graphs' pools are reserved, not allocated
     if cuda: peak = torch.cuda.max_memory_allocated(dev) / 2**20
     else: peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KB -> MB on Linux
     # FLOPs: every step has the same shapes (the whole synthetic set per step), so one iteration's count is affine in
@@ -130,7 +133,7 @@ def child(cfg):
     flops = counts[0] + (cfg['syn_steps'] - 1) * (counts[1] - counts[0])
     times, cpu = times[cfg['warmup']:], cpu[cfg['warmup']:]
     t, c = sorted(times)[len(times) // 2], sorted(cpu)[len(cpu) // 2]
-    print(json.dumps(dict(cfg, seconds_per_iter=t, seconds_all=times, cpu_seconds_per_iter=c, cpu_seconds_all=cpu, peak_rss_mb=peak, base_rss_mb=base,
+    print(json.dumps(dict(cfg, seconds_per_iter=t, seconds_all=times, cpu_seconds_per_iter=c, cpu_seconds_all=cpu, peak_rss_mb=peak, base_rss_mb=base, peak_reserved_mb=reserved,
                           peak_minus_base_mb=peak - base, flops_per_iter=flops, flops_per_s=flops / t, flops_per_cpu_s=flops / c, n_syn=n_syn,
                           n_params=theta_start.numel())), flush=True)
 

@@ -541,7 +541,7 @@ def transform(self:DistilledSet, pixels:torch.Tensor) -> torch.Tensor:
     "[0, 1] pixels (N, C, H, W) into the space of `x`: the set's mean/std normalisation, or its ZCA when it has one"
     from mim4dd.augment import ZCA
     if self.zca is not None: return ZCA.from_state_dict(self.zca).transform(pixels)
-    mean, std = (torch.tensor(self.dataset[k], dtype=pixels.dtype).view(-1, 1, 1) for k in ('mean', 'std'))
+    mean, std = (torch.tensor(self.dataset[k], dtype=pixels.dtype, device=pixels.device).view(-1, 1, 1) for k in ('mean', 'std'))
     return (pixels - mean) / std
 
 @patch
@@ -558,7 +558,7 @@ def pixels(self:DistilledSet) -> torch.Tensor:
     "The images as [0, 1] pixels (N, C, H, W): ZCA inverted or normalisation undone, then clamped"
     from mim4dd.augment import ZCA
     if self.zca is not None: p = ZCA.from_state_dict(self.zca).inverse(self.x)
-    else: p = self.x * torch.tensor(self.dataset['std']).view(-1, 1, 1) + torch.tensor(self.dataset['mean']).view(-1, 1, 1)
+    else: p = self.x * self.x.new_tensor(self.dataset['std']).view(-1, 1, 1) + self.x.new_tensor(self.dataset['mean']).view(-1, 1, 1)
     return p.clamp(0, 1)
 
 @patch
@@ -577,7 +577,7 @@ def save_image_folder(self:DistilledSet, folder) -> Path:
 @patch
 def to_dd_ranking(self:DistilledSet, folder=None) -> dict:
     "dict(images, labels, lr) as DD-Ranking's compute_metrics takes them (mean/std space, no ZCA); saved as .pt in `folder`"
-    mean, std = (torch.tensor(self.dataset[k]).view(-1, 1, 1) for k in ('mean', 'std'))
+    mean, std = (self.x.new_tensor(self.dataset[k]).view(-1, 1, 1) for k in ('mean', 'std'))
     out = dict(images=((self.pixels() - mean) / std).float(), labels=self.y.long().clone(),
                lr=None if self.syn_lr is None else torch.tensor(float(self.syn_lr)))
     if folder is not None:

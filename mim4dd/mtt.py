@@ -372,6 +372,9 @@ class StepGraphs:
         self.theta, self.v, self.alpha = new(n_params), new(n_params), new(())           # inputs
         self.theta_next, self.v_next, self.gv = new(n_params), new(n_params), new(())    # outputs
         self.slots, self.captured = {}, 0  # (phase, family, batch, rows) -> its buffers and graph; graphs captured
+        # one memory pool for all the graphs: their outputs live in the buffers above, so a step's temporaries are dead
+        # once it ends and the next graph may reuse them (a pool per graph would hold each step's peak for good)
+        self.pool = torch.cuda.graph_pool_handle() if self.use_graphs else None
 
 @patch
 def _slot(self:StepGraphs, phase:str, idx, params) -> dict:
@@ -412,15 +415,16 @@ def run(self:StepGraphs, phase:str, idx, params) -> dict:
     s, body = self._slot(phase, idx, params), (self._forward if phase == 'forward' else self._backward)
     if not self.use_graphs:
         body(s); return s
-    if s['graph'] is None:  # first step of its kind: warm up on a side stream, then capture
-        side = torch.cuda.Stream(); side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):
-            for _ in range(self.warmup): body(s)
-        torch.cuda.current_stream().wait_stream(side)
-        s['graph'] = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(s['graph']): body(s)
-        self.captured += 1
-    s['graph'].replay()
+    with torch.cuda.device(self.xs.device):  # streams and captures on the set's GPU, which need not be the current one
+        if s['graph'] is None:  # first step of its kind: warm up on a side stream, then capture
+            side = torch.cuda.Stream(); side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for _ in range(self.warmup): body(s)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph, pool=self.pool): body(s)
+            s['graph'] = graph; self.captured += 1  # only once captured: a failed capture leaves nothing to replay
+        s['graph'].replay()
     return s
 
 # %% ../nbs/13_mtt.ipynb #8092451e

@@ -5,7 +5,7 @@ from mim4dd.nets import get_network, flat_params, functional_forward
 from mim4dd.augment import DSA
 from mim4dd.mtt import TrajectoryMatcher, MTTConfig, StepSize, Segment
 
-def _grads(mode, arch, batch_syn, dsa, end, param, syn_steps, seed=0, device='cpu'):
+def _grads(mode, arch, batch_syn, dsa, end, param, syn_steps, seed=0, device='cpu', capture='eager'):
     g = torch.Generator().manual_seed(seed)
     net = get_network(arch, 3, 5, 8, seed=seed, width=6, depth=2).double().to(device)
     theta0 = flat_params(net)
@@ -13,7 +13,7 @@ def _grads(mode, arch, batch_syn, dsa, end, param, syn_steps, seed=0, device='cp
     x = torch.randn(10, 3, 8, 8, generator=g, dtype=torch.float64).to(device).requires_grad_()
     y = (torch.arange(10) % 5).to(device)
     s = StepSize(0.05, param, dtype=torch.float64, device=device)
-    cfg = MTTConfig(syn_steps=syn_steps, expert_epochs=1, max_start_epoch=1, batch_syn=batch_syn, dsa=dsa)
+    cfg = MTTConfig(syn_steps=syn_steps, expert_epochs=1, max_start_epoch=1, batch_syn=batch_syn, dsa=dsa, capture=capture)
     m = TrajectoryMatcher(net, [traj], cfg, dsa=DSA() if dsa else None, generator=torch.Generator().manual_seed(seed + 1), mode=mode)
     end_loss = (lambda th: F.cross_entropy(functional_forward(net, th, x), y) + th.pow(2).sum() * 1e-3) if end else None
     out = m.loss_and_grad(x, y, s, end_loss=end_loss)
