@@ -10,7 +10,7 @@ __all__ = ['EXPERT_FLAGS', 'EVAL_FLAGS', 'FLAG_FIELDS', 'DEMO', 'DEMO_QUICK', 'U
            'run_demo', 'demo']
 
 # %% ../nbs/30_cli.ipynb #773399d8
-import argparse, inspect, io, json, math, numbers, os, re, sys, time
+import argparse, inspect, io, json, math, numbers, os, re, sys, tempfile, time
 from dataclasses import asdict, replace
 from functools import wraps
 from pathlib import Path
@@ -77,7 +77,7 @@ def dataset_options(dataset:str, path:Optional[str]=None, # --path: the image fo
     return dict(path=str(p), size=size)
 
 # %% ../nbs/30_cli.ipynb #122ee4d7
-_BAR = re.compile(r'^(?P<desc>.*?)\s*(?P<pct>\d{1,3})%\|')
+_BAR = re.compile(r'^(?P<desc>.*?)\s*(?P<pct>\d{1,3})%\|(?:[^|]*\|\s*(?P<n>\d+)/(?P<total>\d+))?')
 _ANSI = re.compile(r'\x1b\[[0-9;]*[A-Za-z]')  # the cursor moves of nested bars
 
 class LineProgress(io.TextIOBase):
@@ -98,6 +98,7 @@ class LineProgress(io.TextIOBase):
         if not seg.strip(): return
         if (b := _BAR.match(seg)) is not None:
             pct, last = int(b['pct']), self.last.get(b['desc'], -self.step)
+            if b['n'] is not None and b['n'] != b['total']: pct = min(pct, 99)  # tqdm rounds 299/300 up to 100 %
             if not (pct >= last + self.step or pct < last or (pct == 100 and last != 100)): return
             self.last[b['desc']] = 100 if pct == 100 else pct - pct % self.step
         elif redraw:  # a bar without a total
@@ -113,7 +114,10 @@ class LineProgress(io.TextIOBase):
 # %% ../nbs/30_cli.ipynb #e5aba5d5
 def _one_line(e:BaseException) -> str:
     "The message of `e` on one line; the exception's type too when it is not one of the errors we raise for users"
-    msg = '; '.join(l.strip() for l in str(e).splitlines() if l.strip()) or repr(e)
+    msg = ''
+    for l in (l.strip() for l in str(e).splitlines() if l.strip()):
+        msg += l if not msg else (' ' if msg.endswith(':') else '; ') + l
+    msg = msg or repr(e)
     if isinstance(e, (ValueError, OSError, FloatingPointError)): return msg
     return f'{type(e).__name__}: {msg} (unexpected: rerun with --debug for the traceback)'
 
@@ -125,7 +129,12 @@ def _parser(func, prog:str):
     for a in p._actions:  # fastcore words a negated flag like the option it negates
         if a.option_strings and a.option_strings[0].startswith('--no-') and a.help:
             a.help = 'do not ' + a.help.split(' (default')[0]
-    def error(msg): print(f'{prog}: error: {msg} (see {prog} --help)', file=sys.stderr); sys.exit(2)
+    lists = [a.option_strings[0] for a in p._actions if a.nargs == '*' and a.option_strings]
+    def error(msg):
+        if 'required' in msg and lists:  # `--set a=b RUN/distilled.pt`: the list took the path
+            msg += (f' ({lists[0]} takes every word after it: put it last)' if len(lists) == 1 else
+                    f" ({' and '.join(lists)} take every word after them: put them last)")
+        print(f'{prog}: error: {msg} (see {prog} --help)', file=sys.stderr); sys.exit(2)
     p.error = error  # one line instead of the whole usage block
     return p
 
@@ -188,16 +197,17 @@ def run_device(spec) -> torch.device:
 # %% ../nbs/30_cli.ipynb #6b90f8a0
 def flags_to_spec(flags:dict, # the command line's values, by flag name
                   table:dict, # {flag: 'section.field'}: the field of the run spec each flag sets
-                  defaults:dict, # the flags' defaults: a flag at its default leaves its field as it is
+                  defaults:dict, # the flags' defaults (None: not given): a flag at its default leaves its field as it is
                   config:Optional[str]=None, # a JSON run spec to start from (else the spec's defaults)
                   sets=()) -> RunSpec: # 'section.field=value' assignments, applied last
-    "The run spec of a command line: `config` or the defaults, then each flag not at its default, then `sets`"
+    "The run spec of a command line: `config` or the defaults, then each flag given (not at its default), then `sets`"
     try:
-        d = (RunSpec.load(config) if config else RunSpec()).to_dict()
+        base = RunSpec.load(config) if config else RunSpec()
+        d = base.to_dict()
         for k, v in flags.items():
             if k in table and v is not None and v != defaults[k]:
                 section, name = table[k].split('.'); d[section][name] = v
-        return RunSpec.from_dict(d).override(*sets)
+        return RunSpec.from_dict(d).override(*sets).check_edits(base)  # a lam given beside a lam_ratio: which one?
     except ValueError as e: raise UsageError(str(e)) from e
 
 def flag_defaults(func) -> dict:
@@ -253,7 +263,7 @@ def experts_cli(out:str=None, # the store folder (default: the spec's experts.st
     store = ExpertStore(check_out(spec.experts.store, 'out'))
     for i in store.ids(): store.manifest(i)  # a truncated or foreign file is named before anything is trained
     world, dev = int(os.environ.get('WORLD_SIZE', 1)), run_device(spec)
-    train, test = load_dataset(d.name, d.root, download=d.download, **opts)
+    train, test = load_dataset(d.name, d.root, download=d.download, progress=progress and not quiet, **opts)
     spec = spec.resolve(train.info)
     if dev.type == 'cuda': torch.cuda.set_device(dev)
     init = world > 1 and not dist.is_initialized()
@@ -265,11 +275,13 @@ def experts_cli(out:str=None, # the store folder (default: the spec's experts.st
             if rank == 0: z = store.load_zca() or store.save_zca(fit_zca(train))
             if world > 1: dist.barrier()
             z = store.load_zca()
-        if rank == 0: store.root.mkdir(parents=True, exist_ok=True); spec.save(store.root/'spec.json')
+        new = not store.ids()  # spec.json describes a store: a new one's now, an old one's once train_experts found it matches
+        if rank == 0 and new: store.root.mkdir(parents=True, exist_ok=True); spec.save(store.root/'spec.json')
         net_kw = {k: v for k, v in dict(width=width, depth=depth).items() if v is not None}
         written = train_experts(train, test, store, spec.experts.n_experts or 10, spec.experts.train_epochs, spec.loop.arch, net_kw,
                                 zca=z, rank=rank, world_size=world, device=dev, progress=progress and not quiet and rank == 0,
                                 **spec.expert_kw())
+        if rank == 0 and not new: spec.save(store.root/'spec.json')
         if not quiet: print(json.dumps(dict(rank=rank, world_size=world, written=written, store=str(store.root))), flush=True)
         if world > 1: dist.barrier()
     finally:
@@ -301,6 +313,11 @@ def _test_options(ds:DistilledSet, path=None) -> dict:
 # Each flag of mim4dd_eval sets one field of the run spec; its `eval` section says how the set is judged.
 EVAL_FLAGS = dict(protocol='eval.protocol', n_runs='eval.runs', n_epochs='eval.epochs', arch='eval.arch', seed='loop.seed',
                   device='loop.device', data_root='data.root', path='data.path', download='data.download')
+
+def _check_writable(folder:Path):
+    "PermissionError unless a file can be created in `folder`"
+    try: tempfile.TemporaryFile(dir=folder).close()
+    except OSError as e: raise PermissionError(f'{folder} is not writable ({e.strerror}): the result could not be saved next to the set') from e
 
 def eval_spec(distilled, flags:dict, config:Optional[str]=None, sets=()) -> RunSpec:
     "The spec a set is judged by: `config`, else its run folder's config.json when it reads as a spec, else the defaults; then the flags and `sets`"
@@ -335,23 +352,37 @@ def eval_cli(distilled:str,            # a distilled.pt written by mim4dd_distil
     try: spec.check()
     except ValueError as e: raise UsageError(str(e)) from e
     e, dev = spec.eval, run_device(spec)
-    _, test = load_dataset(ds.dataset['name'], root=spec.data.root, download=spec.data.download, **_test_options(ds, spec.data.path))
+    _check_writable(Path(distilled).parent)  # before the hours of training, not after
+    _, test = load_dataset(ds.dataset['name'], root=spec.data.root, download=spec.data.download, progress=progress and not quiet,
+                           **_test_options(ds, spec.data.path))
+    if (want := ds.dataset.get('classes')) is not None and list(test.info.classes) != list(want):
+        raise UsageError(f'the test images have classes {list(test.info.classes)} but the set was distilled for {list(want)}')
     res = evaluate_distilled(ds, test, e.protocol, e.runs, e.epochs or None, spec.loop.seed, e.arch,
                              progress=progress and not quiet, device=dev)
-    out = Path(distilled).with_name(f'eval_{e.arch}_{res.protocol}.json'.replace('(', '_').replace(')', '').replace('=', ''))
+    print(res)  # before writing: the result is on the screen whatever happens to the file
+    name = f'eval_{e.arch}_{res.protocol}_runs{e.runs}_seed{spec.loop.seed}.json'
+    out = Path(distilled).with_name(name.replace('(', '_').replace(')', '').replace('=', ''))
     out.write_text(json.dumps(dict(res.to_dict(), spec=spec.to_dict()), indent=1))
-    print(res)
 
 # %% ../nbs/30_cli.ipynb #c65e1fc2
-def check_run(cfg:DistillConfig, train, out, lam_ratio:float=None):
-    "What can be refused before anything is written: an IPC the classes cannot fill, an unreadable or foreign checkpoint in `out`"
+def check_run(cfg:DistillConfig, train, out, lam_ratio:float=None) -> Optional[dict]:
+    """What can be refused before anything is written: an IPC the classes cannot fill; in `out`, an unreadable or foreign
+    checkpoint, one past `cfg.iterations`, or a finished run of another config. Returns the config `out` holds, if any"""
     small = min(len(i) for i in train.class_indices())
     if cfg.ipc > small: raise UsageError(f'ipc={cfg.ipc} is more than the {small} training images of the smallest class of {cfg.dataset}')
-    if (Path(out)/'checkpoint.pt').exists():
-        theirs = read_checkpoint(Path(out)/'checkpoint.pt')['config']
-        mine = cfg if lam_ratio is None else replace(cfg, lam=theirs.get('lam', cfg.lam))  # lam is calibrated later
-        if diff := config_diff(mine, theirs):
-            raise ValueError(f"{out} holds a run with another config: {', '.join(diff)}; use another output folder")
+    ck, done = Path(out)/'checkpoint.pt', Path(out)/'distilled.pt'
+    if ck.exists(): d = read_checkpoint(ck); theirs, at = d['config'], d['iteration']
+    elif done.exists(): theirs = DistilledSet.load(done).config; at = theirs.get('iterations')  # a finished run, its checkpoint gone
+    else: return None
+    mine = cfg if lam_ratio is None else replace(cfg, lam=theirs.get('lam', cfg.lam))  # lam is calibrated later
+    if not cfg.n_experts: mine = replace(mine, n_experts=theirs.get('n_experts', 0))  # not fixed by this command: the run's
+    if diff := config_diff(mine, theirs):
+        raise ValueError(f"{out} holds a run with another config: {', '.join(diff)}; use another output folder")
+    if at is not None and at > cfg.iterations:
+        raise ValueError(f'{out} holds a run at iteration {at}, past iterations={cfg.iterations}; ask for {at} or more, or use another output folder')
+    if not ck.exists() and at != cfg.iterations:
+        raise ValueError(f'{out} holds a finished run of {at} iterations without its checkpoint, so it cannot go on to {cfg.iterations}; use another output folder')
+    return theirs
 
 def distill_run(spec:RunSpec, out, progress:bool=True) -> dict:
     "Resolve `spec`, check, get experts (MTT: a matching store of any length serves), distil (resuming from `out`), evaluate"
@@ -361,17 +392,20 @@ def distill_run(spec:RunSpec, out, progress:bool=True) -> dict:
     train, test = load_dataset(d.name, root=d.root, progress=progress, download=d.download, **dataset_options(d.name, d.path, d.size))
     spec, device = spec.resolve(train.info, out), run_device(spec)
     calibrate = spec.mim.lam == 0 and spec.mim.lam_ratio > 0
+    needs_experts = BASE_METHODS[spec.loop.base].needs_experts
     cfg = spec.distill_config()
-    check_run(cfg, train, out, spec.mim.lam_ratio if calibrate else None)
+    if needs_experts: cfg = replace(cfg, n_experts=spec.experts.n_experts)  # 0: not fixed yet
+    theirs = check_run(cfg, train, out, spec.mim.lam_ratio if calibrate else None)
     store = None
-    if BASE_METHODS[cfg.base].needs_experts:
-        m = cfg.mtt_config(train.info)
-        store, _ = experts_for(train, test, spec.experts.store, m.min_expert_epochs, spec.experts.n_experts or None, zca=m.zca,
+    if needs_experts:
+        m, n = cfg.mtt_config(train.info), cfg.n_experts or (theirs or {}).get('n_experts') or None  # a resumed run reads its own
+        store, _ = experts_for(train, test, spec.experts.store, m.min_expert_epochs, n, zca=m.zca,
                                n_epochs=spec.experts.train_epochs, arch=cfg.arch, progress=progress, device=device, **spec.expert_kw())
-        spec = spec.override(f'experts.n_experts={len(store)}')  # what the run used: a rerun trains nothing
+        n = n or len(store)
+        spec, cfg = spec.override(f'experts.n_experts={n}'), replace(cfg, n_experts=n)  # what the run reads: a rerun trains nothing
     if calibrate:
         spec = spec.override(f'mim.lam={calibrate_lam(cfg, train, store, ratio=spec.mim.lam_ratio, device=device)!r}')
-        cfg = spec.distill_config()
+        cfg = replace(spec.distill_config(), n_experts=cfg.n_experts)
     t0 = time.time()
     ds = Distiller(cfg, train, store, device=device, record=spec.to_dict()).run(out, progress=progress)
     seconds = time.time() - t0
@@ -392,48 +426,50 @@ FLAG_FIELDS = dict(dataset='data.name', path='data.path', size='data.size', data
                    n_experts='experts.n_experts', eval_runs='eval.runs', eval_epochs='eval.epochs')
 
 def spec_from_flags(flags:dict, config:Optional[str]=None, sets=()) -> RunSpec:
-    "The run spec of a command line: `config` (a JSON spec) or the defaults, then each flag not at its default, then `sets`"
+    "The run spec of a command line: `config` (a JSON spec) or the defaults, then each flag given, then `sets`"
     return flags_to_spec(flags, FLAG_FIELDS, flag_defaults(distill_cli), config, sets)
 
 @console_script(epilog='fields of the run spec, for --set section.field=value (defaults shown; null: none, or the preset):\n' + spec_help())
 def distill_cli(out:str='runs/distill',    # output folder (resumes when it holds a checkpoint)
-                config:str=None,           # a run spec (JSON): a run folder's config.json reruns that run; flags not at their defaults and --set change it
+                config:str=None,           # a run spec (JSON): a run folder's config.json reruns that run; the flags given and --set change it
                 set:Param('section.field=value ... : set any field of the run spec (listed below)', str, nargs='*')=None,
-                dataset:str='digits',      # a key of mim4dd.data.DATASETS
+                dataset:str=None,         # a key of mim4dd.data.DATASETS (default: the spec's, digits)
                 path:str=None,             # --dataset imagefolder: a folder (or .zip) with train/<class>/<image> and test/<class>/<image>
                 size:int=None,             # --dataset imagefolder: resize its images to size x size
                 data_root:str=None,        # data folder (default: $MIM4DD_DATA or ~/.cache/mim4dd)
                 download:bool=False,       # fetch missing dataset files (needs a network)
-                ipc:int=1,                 # images per class
-                base:str='mtt',            # 'mtt' or 'dm'
+                ipc:int=None,              # images per class (default: the spec's, 1)
+                base:str=None,             # 'mtt' or 'dm' (default: the spec's, mtt)
                 lam:float=None,            # weight of the MIM term (default 0: the base method alone)
                 lam_ratio:float=None,      # instead of lam: calibrate lam so that lam*L_MIM = lam_ratio*L_base at the start
-                gamma:float=1.,            # layer weighting gamma^-(K-k)
-                tau:float=0.1,             # critic temperature
-                critic:str='nce',          # 'nce' or 'infonce'
-                iterations:int=100,        # distillation iterations
+                gamma:float=None,          # layer weighting gamma^-(K-k) (default: the spec's, 1)
+                tau:float=None,            # critic temperature (default: the spec's, 0.1)
+                critic:str=None,           # 'nce' or 'infonce' (default: the spec's, nce)
+                iterations:int=None,       # distillation iterations (default: the spec's, 100)
                 syn_steps:int=None,        # MTT: student steps (None: preset)
                 max_start_epoch:int=None,  # MTT: start epochs drawn from 0..max_start_epoch-1 (None: preset)
                 lr_img:float=None,         # MTT: learning rate of the pixels (None: preset)
                 lr_lr:float=None,          # MTT: learning rate of the student step size (None: preset)
-                lr_img_dm:float=1.,        # DM: learning rate of the pixels
+                lr_img_dm:float=None,      # DM: learning rate of the pixels (default: the spec's, 1)
                 experts:str=None,          # MTT: an expert store to use when it matches; any length >= what the run reads (default: OUT/experts)
                 n_experts:int=None,        # MTT: at least this many experts, trained when missing (default: 10 in OUT/experts, those in --experts)
-                mode:str='full',           # MTT: 'full' or 'exact' (constant memory)
-                eval_runs:int=3,           # evaluation networks
+                mode:str=None,             # MTT: 'full' or 'exact' (constant memory; default: the spec's, full)
+                eval_runs:int=None,        # evaluation networks (default: the spec's, 3)
                 eval_epochs:int=None,      # evaluation epochs (None: the MTT protocol's 1000)
-                checkpoint_every:int=25,   # iterations between checkpoints
-                seed:int=0,                # seed of every random draw
-                device:str='auto',         # 'auto' (a GPU when there is one), 'cpu', 'cuda', 'cuda:1', ...
+                checkpoint_every:int=None, # iterations between checkpoints (default: the spec's, 25; 0: only at the end)
+                seed:int=None,             # seed of every random draw (default: the spec's, 0)
+                device:str=None,           # 'auto' (a GPU when there is one), 'cpu', 'cuda', 'cuda:1', ... (default: the spec's, auto)
                 progress:bool=True,        # show progress bars
                 quiet:bool=False):         # print nothing but the result line and errors
     "Distil a dataset with base + lam * MIM, then evaluate it; everything lands in `out`, the resolved run spec as config.json"
-    dataset_options(dataset, path, size); _check_choice('base', base, BASES); _check_choice('critic', critic, CRITICS)
-    _check_choice('mode', mode, ['full', 'exact'])
-    for k, v in dict(ipc=ipc, iterations=iterations, eval_runs=eval_runs).items(): check_number(k, v, 1, integer=True)
-    for k, v in dict(syn_steps=syn_steps, max_start_epoch=max_start_epoch, eval_epochs=eval_epochs, n_experts=n_experts).items():
+    if dataset is not None: dataset_options(dataset, path, size)
+    for k, v, choices in (('base', base, BASES), ('critic', critic, CRITICS), ('mode', mode, ['full', 'exact'])):
+        if v is not None: _check_choice(k, v, choices)
+    for k, v in dict(ipc=ipc, iterations=iterations, eval_runs=eval_runs, syn_steps=syn_steps, max_start_epoch=max_start_epoch,
+                     eval_epochs=eval_epochs, n_experts=n_experts).items():
         check_number(k, v, 1, integer=True, optional=True)
-    check_number('checkpoint_every', checkpoint_every, 0, integer=True); check_number('seed', seed, 0, integer=True)
+    check_number('checkpoint_every', checkpoint_every, 0, integer=True, optional=True)
+    check_number('seed', seed, 0, integer=True, optional=True)
     check_number('lam', lam, 0, optional=True); check_number('lam_ratio', lam_ratio, 0, strict=True, optional=True)
     if lam is not None and lam_ratio is not None:
         raise UsageError(f'--lam {lam:g} and --lam_ratio {lam_ratio:g} both set the weight of the MIM term: give only one')

@@ -265,17 +265,29 @@ DATASETS = {s.name: s for s in [
 # %% ../nbs/02_data.ipynb #741cdb25
 _CACHE_FORMAT = 1
 
-def _fingerprint(path, depth=2):
-    "Sizes and modification times of `path` and, for a folder, of its entries `depth` levels deep."
-    st = path.stat(); out = [(path.name, st.st_size, st.st_mtime_ns)]
-    if depth and path.is_dir():
-        for e in sorted(os.scandir(path), key=lambda e: e.name):
-            out += [(f'{path.name}/{n}', s, t) for n, s, t in _fingerprint(Path(e.path), depth - 1)]
-    return out
+_FLAT = {'idx', 'pickle', 'mat'}  # formats read from a few named files at the top of their folder
+
+def _fingerprint(path:Path,              # a file, or a folder
+                 depth:int|None=None,    # folder levels to look into (1: the files in `path`; None: all)
+                 skip=None               # a folder not to look into (the cache's)
+                ) -> list:               # sorted [(name relative to path, size, mtime_ns)]
+    "Size and modification time of the file `path`, or of every file below the folder `path`."
+    if not path.is_dir(): st = path.stat(); return [(path.name, st.st_size, st.st_mtime_ns)]
+    out, skip = [], skip and os.path.realpath(skip)
+    def walk(d, rel, depth):
+        if os.path.realpath(d) == skip: return
+        with os.scandir(d) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):  # as os.walk, which the image readers use
+                    if depth is None or depth > 1: walk(e.path, f'{rel}{e.name}/', depth and depth - 1)
+                elif e.is_file(): st = e.stat(); out.append((rel + e.name, st.st_size, st.st_mtime_ns))
+    walk(path, '', depth)
+    return sorted(out)
 
 def _cache_file(cache_dir, name, found, opts):
-    path, tag = found
-    key = repr((_CACHE_FORMAT, name, tag, str(Path(path).resolve()), _fingerprint(Path(path)), sorted(opts.items())))
+    path, tag = Path(found[0]), found[1]
+    files = _fingerprint(path, 1 if tag in _FLAT else None, skip=cache_dir)
+    key = repr((_CACHE_FORMAT, name, tag, str(path.resolve()), files, sorted(opts.items())))
     return Path(cache_dir)/f'{name}-{tag}-{hashlib.sha1(key.encode()).hexdigest()[:12]}.pt'
 
 def _save_atomic(obj, path):
@@ -304,8 +316,8 @@ def _locate(spec, root, download, opts):
         if spec.download is None: raise ValueError(f'{spec.name} cannot be downloaded: {spec.hint}')
         try: root.mkdir(parents=True, exist_ok=True); spec.download(root)
         except Exception as e:
-            raise RuntimeError(f'downloading {spec.name} into {root} failed ({type(e).__name__}: {e}). '
-                               f'Without a network: {spec.hint.replace(", " + _HOW, "")}') from e
+            raise ConnectionError(f'downloading {spec.name} into {root} failed ({type(e).__name__}: {e}). '
+                                  f'Without a network: {spec.hint.replace(", " + _HOW, "")}') from e
         found, looked = spec.locate(root, **opts)
     if found is None:
         where = f'data root {root}' + (' (which does not exist)' if not root.exists() else '')

@@ -69,6 +69,8 @@ class DistillConfig:
     layout:str='contiguous'       # MTT student's batch: 'contiguous' (NCHW) or 'channels_last' (NHWC, same numbers)
     capture:str='eager'           # MTT exact mode's steps: 'eager', 'cuda_graphs' (replayed on a GPU, eager on a CPU) or 'compile'
     zca:Optional[bool]=None       # MTT: images in ZCA space (the experts' store must hold zca.pt); None: preset
+    n_experts:int=0               # MTT: sample experts 0..n_experts-1 only (0: every expert the store holds), so that
+                                  # a store that grows later does not change what a rerun or a resumed run reads
     # DM
     lr_img_dm:float=1.0           # SGD learning rate of the pixels under DM
     momentum:Optional[float]=None # SGD momentum of the pixels (and MTT's step size); None: the base method's (MTT's preset, DM's 0.5)
@@ -91,6 +93,7 @@ class DistillConfig:
         need(self.capture == 'eager' or self.mode == 'exact', f"capture={self.capture!r} runs the exact mode's steps: set mode='exact'")
         need(self.capture != 'compile' or self.precision == 'float32', "capture='compile' runs the student in float32: set precision='float32'")
         need(self.layout in LAYOUTS, f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
+        need(isinstance(self.n_experts, int) and self.n_experts >= 0, f'n_experts must be an int >= 0 (0: all), got {self.n_experts!r}')
         for k in ('ipc', 'iterations', 'dim', 'batch_real'):
             need(isinstance(getattr(self, k), int) and getattr(self, k) >= 1, f'{k} must be an int >= 1, got {getattr(self, k)!r}')
         need(self.lam >= 0, f'lam must be >= 0, got {self.lam}')
@@ -178,6 +181,10 @@ class MTTBase:
         self.dsa = dsa = DSA(dsa_strategy_for(info.name)) if cfg.dsa else None
         self.step_size = StepSize.from_config(self.mcfg, device=train.x.device)
         self.matcher = TrajectoryMatcher(self.net, experts, self.mcfg, dsa=dsa, generator=generator, mode=cfg.mode)
+        if cfg.n_experts:  # the run's experts, whatever else the store holds by now
+            if len(self.matcher.ids) < cfg.n_experts:
+                raise ValueError(f'the run reads {cfg.n_experts} experts but there are {len(self.matcher.ids)}: train the rest first')
+            self.matcher.ids = sorted(self.matcher.ids)[:cfg.n_experts]
         self.lr_img, self.lr_params, self.momentum = self.mcfg.lr_img, self.mcfg.lr_lr, self.mcfg.momentum
 
     def parameters(self): return list(self.step_size.parameters())
@@ -326,8 +333,9 @@ def step(self:Distiller) -> dict:
     self.opt_img.zero_grad()
     if self.opt_par is not None: self.opt_par.zero_grad()
     rec = self.base.step(self.x_syn, self.y_syn, self.mim)
+    mim_hint = ' (or, with the MIM term on, raise tau or lower lam)' if self.cfg.lam > 0 else ''
     for k, name in (('loss_base', f'the {self.cfg.base.upper()} loss'), ('loss_mim', 'the MIM loss')):
-        if not math.isfinite(rec[k]): raise FloatingPointError(f'{at}: {name} is {rec[k]}; lower {lr_img}')
+        if not math.isfinite(rec[k]): raise FloatingPointError(f'{at}: {name} is {rec[k]}; lower {lr_img}{mim_hint}')
     if rec.get('syn_lr') is not None and not rec['syn_lr'] > 0:  # alpha underflowed: zero steps, no gradient, no way back
         raise FloatingPointError(f'{at}: the student step size collapsed to {rec["syn_lr"]} after a too large step of lr_lr; lower lr_lr')
     if rec.get('syn_lr') is not None and not math.isfinite(rec['syn_lr']):
@@ -337,7 +345,7 @@ def step(self:Distiller) -> dict:
     with torch.no_grad(): big, limit = float(self.x_syn.abs().max()), PIXEL_LIMIT * max(1., float(self.x_init.abs().max()))
     if not big <= limit:  # NaN fails too; finite but exploding pixels leave the loss finite under instance norm
         raise FloatingPointError(f'{at}: the synthetic pixels diverged (largest |x| {big:.3g}, over {limit:.3g}, '
-                                 f'{PIXEL_LIMIT:g} times the real images\'); lower {lr_img}')
+                                 f'{PIXEL_LIMIT:g} times the real images\'); lower {lr_img}{mim_hint}')
     self.iteration += 1
     rec = dict(iteration=self.iteration, **rec, **({f'mi_{k}': v for k, v in self.mim.last.items()} if self.mim else {}))
     self.history.append(rec)
@@ -352,6 +360,7 @@ def result(self:Distiller) -> DistilledSet:
 
 # %% ../nbs/20_distill.ipynb #5f31b706
 _RESUMABLE = ('iterations', 'checkpoint_every')
+_UNRECORDED_OK = ('n_experts',)  # absent from older checkpoints, which read every expert of their store: not compared
 _CHECKPOINT_KEYS = {'format', 'config', 'iteration', 'x_syn', 'y_syn', 'opt_img', 'base', 'history', 'generators'}
 
 @patch
@@ -366,7 +375,7 @@ def config_diff(cfg:DistillConfig, theirs:dict) -> list:
     "'key=theirs (now mine)' for every setting a checkpoint written with config `theirs` disagrees with (resumable ones aside)"
     mine, default = asdict(cfg), asdict(DistillConfig())  # a field newer than the checkpoint counts as its default
     return [f'{k}={theirs.get(k, default[k])!r} (now {mine[k]!r})' for k in mine
-            if k not in _RESUMABLE and mine[k] != theirs.get(k, default[k])]
+            if k not in _RESUMABLE and not (k in _UNRECORDED_OK and k not in theirs) and mine[k] != theirs.get(k, default[k])]
 
 def read_checkpoint(path) -> dict:
     "The checkpoint `Distiller.save` wrote to `path`, loaded safely; anything else is refused, naming the file"

@@ -8,7 +8,7 @@ __all__ = ['dataset_identity', 'zca_identity', 'fit_zca', 'apply_zca', 'model_co
            'experts_for']
 
 # %% ../nbs/12_experts.ipynb #a3183f11
-import hashlib, inspect, json, os, re, time
+import hashlib, inspect, json, math, os, re, time
 from functools import partial
 from collections.abc import Sequence
 from pathlib import Path
@@ -217,6 +217,19 @@ def _clean(self:ExpertStore, i):
     for f in self.root.glob(f'.expert_{i:05d}.*.tmp'): f.unlink(missing_ok=True)
     if i in self: self.partial_path(i).unlink(missing_ok=True)
 
+# %% ../nbs/12_experts.ipynb #45564404
+def _finite(loss:float, theta:torch.Tensor) -> bool:
+    "True when an epoch's mean train loss and the parameters after it are all finite"
+    return math.isfinite(loss) and bool(torch.isfinite(theta).all())
+
+@patch
+def _diverged(self:ExpertStore, ids:list, epoch:int, lr:float) -> ValueError:
+    "The error for experts `ids` diverging in `epoch` (0-based), their partial checkpoints removed"
+    for i in ids: self.partial_path(i).unlink(missing_ok=True)
+    who = f'expert {ids[0]}' if len(ids) == 1 else f"experts {', '.join(map(str, ids))}"
+    return ValueError(f'{who} diverged in epoch {epoch + 1} (non-finite train loss or parameters) with the learning rate lr={lr:g}: '
+                      f"lower it (experts.lr; mim4dd_experts --lr); nothing was kept for {'it' if len(ids) == 1 else 'them'}")
+
 # %% ../nbs/12_experts.ipynb #4ee561be
 def _spec(train, test, model, zca, n_epochs, lr, momentum, weight_decay, batch_size, dsa_strategy, seed):
     "The settings every expert of a run shares (its signature without names and shapes), and the per-run seed"
@@ -253,7 +266,9 @@ def train_one(self:ExpertStore, i:int, # expert id
     for epoch in tqdm(range(len(snaps) - 1, tr['n_epochs']), desc=f'expert {i}', disable=not progress, leave=False):
         t0 = time.perf_counter()
         loss, acc = train_epoch(net, opt, train, tr['batch_size'], dsa, generator, device)
-        snaps.append(flat_params(net).cpu())  # flat_params concatenates: a copy, never a view of the live weights
+        theta = flat_params(net).cpu()  # flat_params concatenates: a copy, never a view of the live weights
+        if not _finite(loss, theta): raise self._diverged([i], epoch, tr['lr'])
+        snaps.append(theta)
         record['train_loss'].append(loss); record['train_acc'].append(acc)
         record['test_acc'].append(accuracy(net, test, device=device))
         record['seconds'] += time.perf_counter() - t0
@@ -313,13 +328,17 @@ def train_group(self:ExpertStore, ids:list, # fresh expert ids (no file, no part
                 loss_sum[k] += l.item() * len(yk); correct[k] += (lk.argmax(1) == yk).sum().item()
         unstack_params_(nets, params)
         secs = (time.perf_counter() - t0) / len(ids)  # the pass's time, shared
+        thetas = [flat_params(net).cpu() for net in nets]
+        bad = [i for k, i in enumerate(ids) if not _finite(loss_sum[k] / len(train), thetas[k])]
         for k, (i, net) in enumerate(zip(ids, nets)):
-            snaps[k].append(flat_params(net).cpu())
+            if i in bad: continue  # the others keep their epoch: no expert's trajectory depends on another's
+            snaps[k].append(thetas[k])
             r = records[k]
             r['train_loss'].append(loss_sum[k] / len(train)); r['train_acc'].append(correct[k] / len(train))
             r['test_acc'].append(accuracy(net, test, device=device)); r['seconds'] += secs
             self._save_partial(i, spec, snaps[k], r, net, _sgd_state_of(opt, k), gens[k])
             if callback is not None: callback(i, epoch, r)
+        if bad: raise self._diverged(bad, epoch, tr['lr'])
     return [self._write(i, spec, snaps[k], records[k], half, len(train), len(test), rank, world_size) for k, i in enumerate(ids)]
 
 # %% ../nbs/12_experts.ipynb #10ef6aa3

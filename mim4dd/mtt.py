@@ -45,9 +45,8 @@ class MTTConfig:
 
     def __post_init__(self):
         for k in ('syn_steps', 'expert_epochs', 'max_start_epoch', 'batch_real'):
-            v = getattr(self, k)
-            if not isinstance(v, int) or v < (0 if k == 'syn_steps' else 1):
-                raise ValueError(f'{k} must be a positive int, got {v!r}')
+            v, low = getattr(self, k), 0 if k == 'syn_steps' else 1  # 0 steps: the student stays at the start (a check of the loss)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low: raise ValueError(f'{k} must be an int >= {low}, got {v!r}')
         if self.batch_syn is not None and (not isinstance(self.batch_syn, int) or self.batch_syn < 1):
             raise ValueError(f'batch_syn must be None (all images) or a positive int, got {self.batch_syn!r}')
         if self.syn_lr_param not in ('log', 'raw'): raise ValueError(f"syn_lr_param must be 'log' or 'raw', got {self.syn_lr_param!r}")
@@ -57,7 +56,9 @@ class MTTConfig:
             raise ValueError("capture='compile' runs the student in float32: set precision='float32'")
         if self.layout not in LAYOUTS: raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         for k in ('lr_img', 'lr_lr', 'syn_lr_init'):
-            if not getattr(self, k) > 0: raise ValueError(f'{k} must be > 0, got {getattr(self, k)!r}')
+            v, strict = getattr(self, k), k != 'lr_lr'  # lr_lr 0: the step size stays alpha_0
+            if not math.isfinite(v): raise ValueError(f'{k} must be a finite number, got {v!r}')
+            if v < 0 or (strict and v == 0): raise ValueError(f"{k} must be {'>' if strict else '>='} 0, got {v!r}")
 
     @property
     def min_expert_epochs(self) -> int:

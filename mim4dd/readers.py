@@ -7,11 +7,11 @@ __all__ = ['IMG_EXTENSIONS', 'read_idx', 'write_idx', 'read_pickle', 'load_pt', 
            'read_image_folder', 'read_tiny_imagenet', 'save_image_folder']
 
 # %% ../nbs/02b_readers.ipynb #d5d3e5f9
-import gzip, io, os, pickle, re, struct, zipfile
+import gzip, io, os, pickle, re, struct, zipfile, zlib
 from pathlib import Path
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
 # %% ../nbs/02b_readers.ipynb #ad6082d1
@@ -71,9 +71,9 @@ def load_pt(path, # a file written by torch.save
         raise ValueError(f'cannot read the {what} {path}: it is truncated or was not written by torch.save')
     try: return torch.load(path, map_location='cpu', weights_only=True, **kw)
     except pickle.UnpicklingError as e:
-        bad = re.search(r'Unsupported global: GLOBAL (\S+)', str(e))
-        if bad: raise ValueError(f'refusing to load the {what} {path}: it asks for {bad.group(1)}, which mim4dd never writes '
-                                 '(a crafted file can run code this way); only load files you trust') from e
+        bad = re.search(r'unsupported global:? (?:global )?(\S+)', str(e), re.I)  # torch's two wordings
+        if bad: raise ValueError(f'refusing to load the {what} {path}: it asks for {bad.group(1)}, which mim4dd never writes: the file holds '
+                                 'an object that would run code when loaded (a crafted file does this); only load files you trust') from e
         raise ValueError(f'cannot read the {what} {path}: its contents are corrupt') from e
     except Exception as e:
         raise ValueError(f'cannot read the {what} {path}: it is truncated or corrupt ({str(e).splitlines()[0][:120]})') from e
@@ -108,7 +108,8 @@ class _Tree:
             names = [Path(d, f).relative_to(self.path).as_posix() for d, _, fs in os.walk(self.path) for f in fs]
             self.prefix = ''
         else:
-            self.zip = zipfile.ZipFile(self.path)
+            try: self.zip = zipfile.ZipFile(self.path)
+            except zipfile.BadZipFile as e: raise ValueError(f'cannot read {self.path}: it is truncated or not a zip archive ({e})') from e
             names = [n for n in self.zip.namelist() if not n.endswith('/')]
             cands = [n[:n.find(marker)] for n in names if marker in n and (n.find(marker) == 0 or n[n.find(marker) - 1] == '/')]
             self.prefix = min(cands, key=len) if cands else ''
@@ -116,7 +117,11 @@ class _Tree:
 
     def read(self, name) -> bytes:
         if self.zip is None: return (self.path/name).read_bytes()
-        return self.zip.read(self.prefix + name)
+        try: return self.zip.read(self.prefix + name)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as e: raise ValueError(f'cannot read {self.where(name)}: the archive is corrupt ({e})') from e
+    def where(self, name) -> str:
+        "Where file `name` is, for messages: its path, or its name inside the zip and the zip's path."
+        return str(self.path/name) if self.zip is None else f'{self.prefix + name} in {self.path}'
     def __enter__(self): return self
     def __exit__(self, *a):
         if self.zip is not None: self.zip.close()
@@ -129,16 +134,25 @@ def _decode(data, mode, size=None):
         if size is not None and im.size != (size[1], size[0]): im = im.resize((size[1], size[0]), Image.BILINEAR)
         return np.asarray(im).reshape(im.size[1], im.size[0], -1)
 
+def _bad_image(tree, name, e) -> ValueError:
+    "One line naming the image that would not decode (PIL's own message names a BytesIO object, not the file)."
+    why = 'not an image PIL can identify' if isinstance(e, UnidentifiedImageError) else \
+          f'truncated or corrupt ({type(e).__name__}: {"; ".join(str(e).splitlines())})'
+    return ValueError(f'cannot decode the image {tree.where(name)}: {why}')
+
 def _decode_all(tree, items, mode, size=None, progress=False, desc=None) -> tuple:
     "Decode `items` [(name, label)] of `tree` into `(x uint8 (N, C, H, W), y int64)`; all sizes must agree."
     if not items: raise ValueError(f'no images found for {desc} in {tree.path}')
     x = None
     for i, (name, _) in enumerate(tqdm(items, desc=desc, disable=not progress, leave=False)):
-        a = _decode(tree.read(name), mode, size)
+        data = tree.read(name)     # a file we cannot read is an OSError or ValueError naming it
+        try: a = _decode(data, mode, size)
+        except MemoryError: raise
+        except Exception as e: raise _bad_image(tree, name, e) from e
         if x is None: x = np.empty((len(items), *a.shape), np.uint8)
         if a.shape != x.shape[1:]:
             raise ValueError(f'{name} is {a.shape[1]}x{a.shape[0]} but {items[0][0]} is {x.shape[2]}x{x.shape[1]}: '
-                             f'pass size=(H, W) to resize every image')
+                             'pass size=(H, W) in Python (--size N on the command line) to resize every image')
         x[i] = a
     return torch.from_numpy(x).permute(0, 3, 1, 2).contiguous(), torch.tensor([l for _, l in items], dtype=torch.int64)
 
@@ -152,6 +166,8 @@ def read_image_folder(path, mode='RGB', size=None, progress=False) -> dict:
         if not train or not test:
             raise ValueError(f'{path} is not an ImageFolder with train/ and test/ (or val/): expected split/<class>/<image>')
         classes = sorted({n.split('/')[1] for n in train})
+        if len(classes) < 2:
+            raise ValueError(f'{path} has one class, {classes[0]!r}, in train/: a classifier needs at least 2 classes')
         lab = {c: i for i, c in enumerate(classes)}
         extra = sorted({n.split('/')[1] for n in test} - set(classes))
         if extra: raise ValueError(f'{path}: test classes {extra} have no training images')

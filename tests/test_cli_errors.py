@@ -167,3 +167,35 @@ def test_experts_from_another_model(tmp_path, made):
     code, lines = inproc('mim4dd_distill', '--out', tmp_path/'o', '--experts', made/'experts', '--iterations', '1', '--no-progress')
     assert code == 1 and len(lines) == 1 and 'width' in lines[0], (code, lines)
     assert files(tmp_path) == []
+
+def test_diverging_experts_leave_nothing(tmp_path):
+    "An expert whose loss turns nan stops the script in one line naming it, the epoch and lr; no expert file or partial is left"
+    line = refused(inproc('mim4dd_experts', '--out', tmp_path/'s', '--n_experts', '1', '--n_epochs', '1', '--lr', '1e9',
+                          '--device', 'cpu', '--no-progress'), 1, 'expert 0 diverged in epoch 1', 'lr=1e+09', cmd='mim4dd_experts')
+    assert 'experts.lr' in line and '--lr' in line
+    assert not list((tmp_path/'s').glob('expert_*'))
+
+def test_diverging_expert_drops_its_partial_checkpoint(tmp_path, monkeypatch):
+    "Epoch 1 is saved as a partial checkpoint; a non-finite epoch 2 removes it (a rerun would only diverge again)"
+    import mim4dd.experts as ex
+    orig, calls, seen = ex.train_epoch, [], []
+    def blow_up_second(net, *args):
+        out = orig(net, *args); calls.append(1)
+        if len(calls) == 2:
+            with torch.no_grad(): next(net.parameters()).fill_(float('nan'))  # what too large a step does
+        return out
+    monkeypatch.setattr(ex, 'train_epoch', blow_up_second)
+    train, test = load_dataset('digits')
+    store = ExpertStore(tmp_path/'s')
+    with pytest.raises(ValueError, match=r'expert 0 diverged in epoch 2 .* lr=0\.01'):
+        train_experts(train, test, store, n_experts=1, n_epochs=3, net_kw=dict(width=8), batch_size=64, ensemble=False,
+                      callback=lambda i, e, r: seen.append(store.partial_path(i).exists()))
+    assert seen == [True] and files(tmp_path/'s') == []
+
+def test_spec_numbers_are_held_to_the_flags_bounds(tmp_path):
+    "--set and --config cannot pass what the matching flag refuses; a seed the generators cannot take is refused before any work"
+    refused(inproc('mim4dd_distill', '--out', tmp_path/'o', '--seed', str(10**20)), 2, 'loop.seed must be < 2**31', f'got {10**20}')
+    refused(inproc('mim4dd_distill', '--out', tmp_path/'o', '--set', 'experts.lr=inf'), 2, 'experts.lr must be a finite number, got inf')
+    refused(inproc('mim4dd_distill', '--out', tmp_path/'o', '--set', 'mtt.syn_steps=0'), 2, 'mtt.syn_steps must be >= 1, got 0')
+    refused(inproc('mim4dd_distill', '--out', tmp_path/'o', '--set', 'loop.checkpoint_every=-1'), 2, 'loop.checkpoint_every must be >= 0')
+    assert files(tmp_path) == []

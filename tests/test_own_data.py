@@ -72,6 +72,24 @@ def test_image_folder_needs_path(tmp_path, cmd):
     assert code == 2 and '--path and --size are for --dataset imagefolder' in lines[0], lines
     assert list(tmp_path.iterdir()) == []
 
+def test_broken_inputs_are_one_line(tmp_path, monkeypatch):
+    "A bad zip, an image that is not one, a folder of one class and a failed download: exit 1 and one line naming the culprit"
+    folder = pics(tmp_path)
+    bad_img = sorted((folder/'train'/'class1').iterdir())[0]; bad_img.write_bytes(b'not a png')
+    (tmp_path/'cut.zip').write_bytes(b'PK\x03\x04 cut short')
+    make_fake('imagefolder', tmp_path, path='one', n_classes=1, size=16); one = tmp_path/'one'
+    def offline(root): raise RuntimeError('Error downloading train-images-idx3-ubyte.gz')
+    monkeypatch.setattr(DATASETS['mnist'], 'download', offline)
+    for args, words in [(['--path', tmp_path/'cut.zip'], [f'cannot read {tmp_path}/cut.zip: it is truncated or not a zip']),
+                        (['--path', folder], [f'cannot decode the image {bad_img}: not an image']),
+                        (['--path', one], [f"{one} has one class, 'class0'"]),
+                        (['--dataset', 'mnist', '--data_root', tmp_path/'none', '--download'],
+                         ['downloading mnist into', 'Error downloading', 'Without a network: put the four IDX files'])]:
+        args = ['--dataset', 'imagefolder', *args] if args[0] == '--path' else args
+        code, lines = inproc('mim4dd_experts', '--out', tmp_path/'s', *args, '--n_experts', '1', '--n_epochs', '1', '--quiet')
+        assert code == 1 and len(lines) == 1 and lines[0].startswith('mim4dd_experts: error: '), lines
+        assert all(w in lines[0] for w in words) and 'unexpected' not in lines[0], lines[0]
+
 def test_a_longer_store_serves_a_shorter_run(tmp_path):
     folder = pics(tmp_path)
     train, test = load_dataset('imagefolder', path=str(folder))

@@ -61,8 +61,10 @@ def test_set_and_config_errors_are_one_line(tmp_path):
 def test_flags_override_config_only_when_given(tmp_path):
     (tmp_path/'c.json').write_text(json.dumps({'loop': {'ipc': 10, 'base': 'dm'}, 'mim': {'tau': 0.5}}))
     from mim4dd.cli import spec_from_flags
-    s = spec_from_flags(dict(ipc=1, tau=0.1, base='mtt', lam=None), tmp_path/'c.json')  # every flag at its default
+    s = spec_from_flags(dict(ipc=None, tau=None, base=None, lam=None), tmp_path/'c.json')  # no flag given: the file's values
     assert (s.loop.ipc, s.loop.base, s.mim.tau) == (10, 'dm', 0.5)
+    s = spec_from_flags(dict(ipc=1, base='mtt', tau=None), tmp_path/'c.json')  # given, even at the spec's defaults: they win
+    assert (s.loop.ipc, s.loop.base, s.mim.tau) == (1, 'mtt', 0.5)
     s = spec_from_flags(dict(ipc=2, tau=0.1), tmp_path/'c.json', ['mim.tau=0.3'])
     assert (s.loop.ipc, s.mim.tau) == (2, 0.3)
 
@@ -112,7 +114,49 @@ def test_experts_and_eval_read_the_run_spec(tmp_path):
     assert 'epochs=2' in res['protocol']
     code, out, err = script(eval_cli, 'mim4dd_eval', tmp_path/'run'/'distilled.pt', '--n_runs', '2', '--set', 'eval.epochs=1', '--quiet')
     assert code == 0, err
-    res = json.loads((tmp_path/'run'/'eval_ConvNet_mtt_epochs1.json').read_text())
+    res = json.loads((tmp_path/'run'/'eval_ConvNet_mtt_epochs1_runs2_seed4.json').read_text())
     assert res['n_runs'] == 2 and res['spec']['eval']['runs'] == 2
     code, out, err = script(eval_cli, 'mim4dd_eval', tmp_path/'run'/'distilled.pt', '--set', 'eval.runs=0')
     assert code == 2 and len(err) == 1 and 'eval.runs must be >= 1' in err[0], err
+
+@pytest.mark.parametrize('assignment, msg', [
+    ('mtt.syn_steps=0', 'mtt.syn_steps must be >= 1, got 0'), ('mtt.max_start_epoch=0', 'mtt.max_start_epoch must be >= 1'),
+    ('loop.seed=-1', 'loop.seed must be >= 0'), (f'loop.seed={2**31}', 'loop.seed must be < 2**31'),
+    ('loop.checkpoint_every=-1', 'loop.checkpoint_every must be >= 0'), ('loop.ipc=0', 'loop.ipc must be >= 1'),
+    ('loop.iterations=0', 'loop.iterations must be >= 1'), ('mim.lam=-0.5', 'mim.lam must be >= 0'),
+    ('mim.lam=inf', 'mim.lam must be a finite number, got inf'), ('mim.lam_ratio=-1', 'mim.lam_ratio must be >= 0'),
+    ('mim.gamma=0', 'mim.gamma must be > 0'), ('mim.tau=0', 'mim.tau must be > 0'), ('mim.tau=nan', 'mim.tau must be a finite number'),
+    ('mtt.lr_img=0', 'mtt.lr_img must be > 0'), ('mtt.lr_img=inf', 'mtt.lr_img must be a finite number'),
+    ('mtt.lr_lr=-1', 'mtt.lr_lr must be >= 0'), ('dm.lr_img=0', 'dm.lr_img must be > 0'), ('experts.lr=inf', 'experts.lr must be a finite'),
+    ('experts.n_experts=-1', 'experts.n_experts must be >= 0'), ('eval.runs=0', 'eval.runs must be >= 1'),
+    ('eval.epochs=-1', 'eval.epochs must be >= 0')])
+def test_check_names_the_field_out_of_bounds(assignment, msg):
+    "RunSpec.check refuses, by key, what the flag for that field refuses (through override and through from_dict alike)"
+    import re
+    with pytest.raises(ValueError, match=re.escape(msg)): RunSpec().override(assignment).check()
+    section, _, rest = assignment.partition('.'); name, _, value = rest.partition('=')
+    with pytest.raises(ValueError, match=re.escape(msg)): RunSpec.from_dict({section: {name: value}}).check()
+
+def test_check_allows_the_flags_edges():
+    "The flags' own bounds pass: seed 2**31 - 1, checkpoint_every 0, lr_lr 0; the defaults pass"
+    s = RunSpec().override(f'loop.seed={2**31 - 1}', 'loop.checkpoint_every=0', 'mtt.lr_lr=0', 'mtt.syn_steps=1').check()
+    assert (s.loop.seed, s.loop.checkpoint_every, s.mtt.lr_lr) == (2**31 - 1, 0, 0.)
+    assert RunSpec().check() == RunSpec()
+
+def test_check_edits_refuses_lam_set_twice():
+    "An edit that leaves both mim.lam and mim.lam_ratio nonzero is refused; a calibrated run's file (both set) reruns as it is"
+    with pytest.raises(ValueError, match=r'mim\.lam=0\.5 and mim\.lam_ratio=0\.2 both set the weight'):
+        RunSpec().override('mim.lam_ratio=0.2', 'mim.lam=0.5').check_edits(RunSpec())
+    calibrated = RunSpec().override('mim.lam_ratio=0.2', 'mim.lam=0.05')
+    assert calibrated.check_edits(calibrated) is calibrated
+    assert calibrated.override('loop.iterations=7').check_edits(calibrated).mim.lam == 0.05
+    with pytest.raises(ValueError, match='set mim.lam=0 to calibrate'): calibrated.override('mim.lam_ratio=0.3').check_edits(calibrated)
+
+def test_mtt_config_bounds_match_the_flags():
+    "MTTConfig: the learning rates finite, lr_lr may be 0 (as --lr_lr allows: a fixed step size); messages say the bound"
+    from mim4dd.mtt import MTTConfig
+    assert MTTConfig(lr_lr=0.).lr_lr == 0. and MTTConfig(syn_steps=0).syn_steps == 0  # 0 steps: the loss check of chapter 13
+    for kw, msg in [(dict(lr_img=float('inf')), 'lr_img must be a finite number, got inf'), (dict(lr_lr=-1.), 'lr_lr must be >= 0'),
+                    (dict(syn_lr_init=0.), 'syn_lr_init must be > 0'), (dict(syn_steps=-1), 'syn_steps must be an int >= 0, got -1'),
+                    (dict(max_start_epoch=0), 'max_start_epoch must be an int >= 1')]:
+        with pytest.raises(ValueError, match=msg): MTTConfig(**kw)

@@ -33,6 +33,21 @@ def test_torch_files_are_refused(tmp_path):
     with pytest.raises(ValueError, match='refusing to load the ZCA file'): store.load_zca()
     assert not marker.exists()
 
+class Shell:
+    "The classic: unpickling it the ordinary way runs a shell command through os.system (posix.system on Linux)"
+    def __init__(self, cmd): self.cmd = cmd
+    def __reduce__(self): return (os.system, (self.cmd,))
+
+def test_a_global_from_a_blocked_module_is_named(tmp_path):
+    "torch words a global from a module it blocks (posix.system) otherwise than one it could allow (io.open): both are named"
+    marker = tmp_path/'marker'
+    torch.save(dict(x=torch.zeros(2), run=Shell(f'touch {marker}')), tmp_path/'shell.pt')
+    with pytest.raises(ValueError, match=r'refusing to load the checkpoint .*shell\.pt: it asks for (posix|os|nt)\.system, '
+                                         r'which mim4dd never writes: .* would run code') as e:
+        load_pt(tmp_path/'shell.pt', 'checkpoint')
+    assert '\n' not in str(e.value) and 'corrupt' not in str(e.value)
+    assert not marker.exists()
+
 def test_plain_pickle_is_refused_as_a_torch_file(tmp_path):
     (tmp_path/'x.pt').write_bytes(pickle.dumps({'x': Crafted(tmp_path/'marker')}))
     with pytest.raises(ValueError, match='truncated or was not written by torch.save'): load_pt(tmp_path/'x.pt')
