@@ -174,7 +174,8 @@ def check_compatible(self:ExpertStore, dataset, # ImageSet, DatasetInfo or datas
     return True
 
 # %% ../nbs/12_experts.ipynb #84fe2726
-def train_epoch(net, opt, data:ImageSet, batch_size:int, dsa:Optional[DSA], generator:torch.Generator, device='cpu') -> tuple:
+def train_epoch(net, opt, data:ImageSet, batch_size:int, dsa:Optional[DSA], generator:torch.Generator, device='cpu',
+                on_batch:Optional[Callable]=None) -> tuple: # on_batch(): after every batch (a progress bar's update)
     "One epoch of SGD with DSA on every batch; returns (mean loss, accuracy) on the augmented batches"
     net.train()
     total_loss, correct = 0., 0
@@ -185,7 +186,12 @@ def train_epoch(net, opt, data:ImageSet, batch_size:int, dsa:Optional[DSA], gene
         loss = F.cross_entropy(out, yb)
         opt.zero_grad(); loss.backward(); opt.step()
         total_loss += loss.item() * len(idx); correct += (out.argmax(1) == yb).sum().item()
+        if on_batch is not None: on_batch()
     return total_loss / len(data), correct / len(data)
+
+def _batch_bar(desc:str, n_epochs:int, n:int, batch_size:int, progress:bool):
+    "A tqdm bar over the batches of `n_epochs` epochs of `n` images"
+    return tqdm(total=n_epochs * math.ceil(n / batch_size), desc=desc, unit='batch', disable=not progress, leave=False)
 
 @torch.no_grad()
 def accuracy(net, data:ImageSet, batch_size:int=1024, device='cpu') -> float:
@@ -263,17 +269,20 @@ def train_one(self:ExpertStore, i:int, # expert id
     else:
         snaps, record = list(part['snaps']), part['record']
         net.load_state_dict(part['net']); opt.load_state_dict(part['opt']); generator.set_state(part['generator'])
-    for epoch in tqdm(range(len(snaps) - 1, tr['n_epochs']), desc=f'expert {i}', disable=not progress, leave=False):
-        t0 = time.perf_counter()
-        loss, acc = train_epoch(net, opt, train, tr['batch_size'], dsa, generator, device)
-        theta = flat_params(net).cpu()  # flat_params concatenates: a copy, never a view of the live weights
-        if not _finite(loss, theta): raise self._diverged([i], epoch, tr['lr'])
-        snaps.append(theta)
-        record['train_loss'].append(loss); record['train_acc'].append(acc)
-        record['test_acc'].append(accuracy(net, test, device=device))
-        record['seconds'] += time.perf_counter() - t0
-        self._save_partial(i, spec, snaps, record, net, opt.state_dict(), generator)
-        if callback is not None: callback(i, epoch, record)
+    bar = _batch_bar(f'expert {i}', tr['n_epochs'] - (len(snaps) - 1), len(train), tr['batch_size'], progress)
+    with bar:  # a bar over batches: a CIFAR-10 epoch is minutes on a CPU
+        for epoch in range(len(snaps) - 1, tr['n_epochs']):
+            t0 = time.perf_counter()
+            loss, acc = train_epoch(net, opt, train, tr['batch_size'], dsa, generator, device, on_batch=bar.update)
+            theta = flat_params(net).cpu()  # flat_params concatenates: a copy, never a view of the live weights
+            if not _finite(loss, theta): raise self._diverged([i], epoch, tr['lr'])
+            snaps.append(theta)
+            record['train_loss'].append(loss); record['train_acc'].append(acc)
+            record['test_acc'].append(accuracy(net, test, device=device))
+            record['seconds'] += time.perf_counter() - t0
+            self._save_partial(i, spec, snaps, record, net, opt.state_dict(), generator)
+            bar.set_postfix(epoch=f"{epoch + 1}/{tr['n_epochs']}", test_acc=f"{record['test_acc'][-1]:.3f}", refresh=False)
+            if callback is not None: callback(i, epoch, record)
     return self._write(i, spec, snaps, record, half, len(train), len(test), rank, world_size)
 
 @patch
@@ -312,7 +321,8 @@ def train_group(self:ExpertStore, ids:list, # fresh expert ids (no file, no part
     dsa = DSA(tr['dsa_strategy']) if tr['dsa_strategy'] else None
     snaps = [[flat_params(net).cpu()] for net in nets]
     records = [dict(train_loss=[], train_acc=[], test_acc=[], seconds=0.) for _ in ids]
-    for epoch in tqdm(range(tr['n_epochs']), desc=f'experts {ids[0]}-{ids[-1]}', disable=not progress, leave=False):
+    bar = _batch_bar(f'experts {ids[0]}-{ids[-1]}', tr['n_epochs'], len(train), tr['batch_size'], progress)
+    for epoch in range(tr['n_epochs']):
         t0 = time.perf_counter()
         for net in nets: net.train()
         orders = [torch.randperm(len(train), generator=g).split(tr['batch_size']) for g in gens]
@@ -326,6 +336,7 @@ def train_group(self:ExpertStore, ids:list, # fresh expert ids (no file, no part
             opt.zero_grad(); sum(losses).backward(); opt.step()  # expert k's gradient is its own loss's: the others do not touch it
             for k, (l, lk, yk) in enumerate(zip(losses, logits, ys)):
                 loss_sum[k] += l.item() * len(yk); correct[k] += (lk.argmax(1) == yk).sum().item()
+            bar.update()
         unstack_params_(nets, params)
         secs = (time.perf_counter() - t0) / len(ids)  # the pass's time, shared
         thetas = [flat_params(net).cpu() for net in nets]
@@ -338,7 +349,9 @@ def train_group(self:ExpertStore, ids:list, # fresh expert ids (no file, no part
             r['test_acc'].append(accuracy(net, test, device=device)); r['seconds'] += secs
             self._save_partial(i, spec, snaps[k], r, net, _sgd_state_of(opt, k), gens[k])
             if callback is not None: callback(i, epoch, r)
-        if bad: raise self._diverged(bad, epoch, tr['lr'])
+        bar.set_postfix(epoch=f"{epoch + 1}/{tr['n_epochs']}", refresh=False)
+        if bad: bar.close(); raise self._diverged(bad, epoch, tr['lr'])
+    bar.close()
     return [self._write(i, spec, snaps[k], records[k], half, len(train), len(test), rank, world_size) for k, i in enumerate(ids)]
 
 # %% ../nbs/12_experts.ipynb #10ef6aa3

@@ -179,8 +179,8 @@ def test_diverging_expert_drops_its_partial_checkpoint(tmp_path, monkeypatch):
     "Epoch 1 is saved as a partial checkpoint; a non-finite epoch 2 removes it (a rerun would only diverge again)"
     import mim4dd.experts as ex
     orig, calls, seen = ex.train_epoch, [], []
-    def blow_up_second(net, *args):
-        out = orig(net, *args); calls.append(1)
+    def blow_up_second(net, *args, **kw):
+        out = orig(net, *args, **kw); calls.append(1)
         if len(calls) == 2:
             with torch.no_grad(): next(net.parameters()).fill_(float('nan'))  # what too large a step does
         return out
