@@ -6,8 +6,8 @@
 __all__ = ['EXPERT_FLAGS', 'EVAL_FLAGS', 'FLAG_FIELDS', 'DEMO', 'DEMO_QUICK', 'UsageError', 'check_number', 'check_dataset',
            'check_out', 'dataset_options', 'LineProgress', 'run_script', 'console_script', 'resolve_device',
            'run_device', 'flags_to_spec', 'flag_defaults', 'experts_spec', 'experts_cli', 'evaluate_distilled',
-           'eval_spec', 'eval_cli', 'check_run', 'distill_run', 'spec_from_flags', 'distill_cli', 'demo_spec',
-           'run_demo', 'demo']
+           'eval_spec', 'eval_cli', 'inputs_diff', 'check_run', 'distill_run', 'spec_from_flags', 'distill_cli',
+           'demo_spec', 'run_demo', 'demo']
 
 # %% ../nbs/30_cli.ipynb #773399d8
 import argparse, inspect, io, json, math, numbers, os, re, sys, tempfile, time
@@ -258,9 +258,9 @@ def experts_cli(out:str=None, # the store folder (default: the spec's experts.st
     spec = experts_spec({k: v for k, v in locals().items() if k in EXPERT_FLAGS or k == 'no_dsa'}, out, config, set or ())
     d = spec.data
     opts = dataset_options(d.name, d.path, d.size)  # the spec's data (the flags' when given), checked before anything is written
+    store = ExpertStore(check_out(spec.experts.store, 'out'))  # before check(), which would name it experts.store
     try: spec.check()
     except ValueError as e: raise UsageError(str(e)) from e
-    store = ExpertStore(check_out(spec.experts.store, 'out'))
     for i in store.ids(): store.manifest(i)  # a truncated or foreign file is named before anything is trained
     world, dev = int(os.environ.get('WORLD_SIZE', 1)), run_device(spec)
     train, test = load_dataset(d.name, d.root, download=d.download, progress=progress and not quiet, **opts)
@@ -271,6 +271,8 @@ def experts_cli(out:str=None, # the store folder (default: the spec's experts.st
     try:
         rank, world = dist_rank_world()
         z = None
+        if spec.mtt.zca and store.ids() and store.load_zca() is None:
+            raise UsageError(f'{store.root} holds experts trained without ZCA: use another --out for ZCA experts')
         if spec.mtt.zca:
             if rank == 0: z = store.load_zca() or store.save_zca(fit_zca(train))
             if world > 1: dist.barrier()
@@ -278,9 +280,13 @@ def experts_cli(out:str=None, # the store folder (default: the spec's experts.st
         new = not store.ids()  # spec.json describes a store: a new one's now, an old one's once train_experts found it matches
         if rank == 0 and new: store.root.mkdir(parents=True, exist_ok=True); spec.save(store.root/'spec.json')
         net_kw = {k: v for k, v in dict(width=width, depth=depth).items() if v is not None}
-        written = train_experts(train, test, store, spec.experts.n_experts or 10, spec.experts.train_epochs, spec.loop.arch, net_kw,
-                                zca=z, rank=rank, world_size=world, device=dev, progress=progress and not quiet and rank == 0,
-                                **spec.expert_kw())
+        try:
+            written = train_experts(train, test, store, spec.experts.n_experts or 10, spec.experts.train_epochs, spec.loop.arch, net_kw,
+                                    zca=z, rank=rank, world_size=world, device=dev, progress=progress and not quiet and rank == 0,
+                                    **spec.expert_kw())
+        except ValueError:  # refused or diverged: a store that holds nothing keeps no spec.json either
+            if rank == 0 and new and not store.ids() and not any(store.root.glob('*.partial.pt')): (store.root/'spec.json').unlink(missing_ok=True)
+            raise
         if rank == 0 and not new: spec.save(store.root/'spec.json')
         if not quiet: print(json.dumps(dict(rank=rank, world_size=world, written=written, store=str(store.root))), flush=True)
         if world > 1: dist.barrier()
@@ -346,6 +352,7 @@ def eval_cli(distilled:str,            # a distilled.pt written by mim4dd_distil
     if arch is not None: _check_choice('arch', arch, list(NETWORKS))
     check_number('n_runs', n_runs, 1, integer=True, optional=True); check_number('n_epochs', n_epochs, 1, integer=True, optional=True)
     check_number('seed', seed, 0, integer=True, optional=True)
+    if Path(distilled).is_dir(): raise UsageError(f'{distilled} is a folder: pass the distilled.pt in it')
     ds = DistilledSet.load(distilled)
     spec = eval_spec(distilled, {k: v for k, v in locals().items() if k in EVAL_FLAGS}, config, set or ())
     spec = spec.override(f"data.name={ds.dataset['name']}")  # the set knows what it was distilled from
@@ -365,7 +372,18 @@ def eval_cli(distilled:str,            # a distilled.pt written by mim4dd_distil
     out.write_text(json.dumps(dict(res.to_dict(), spec=spec.to_dict()), indent=1))
 
 # %% ../nbs/30_cli.ipynb #c65e1fc2
-def check_run(cfg:DistillConfig, train, out, lam_ratio:float=None) -> Optional[dict]:
+_RUN_INPUTS = ('data.name', 'data.path', 'data.size', 'experts.store', 'mim.lam_ratio')  # a run's inputs its DistillConfig lacks
+
+def inputs_diff(spec:RunSpec, out) -> list:
+    "'key=theirs (now mine)' for every input (data, expert store, lam_ratio) the run in `out` (its config.json) read otherwise"
+    f = Path(out)/'config.json'
+    try: theirs = RunSpec.load(f) if f.is_file() else None
+    except ValueError: theirs = None  # not a spec of ours: the checkpoint's config is all there is to compare
+    if theirs is None: return []
+    norm = lambda k, v: str(Path(v).expanduser().resolve()) if k in ('data.path', 'experts.store') and v is not None else v
+    return [f'{k}={theirs.get(k)!r} (now {spec.get(k)!r})' for k in _RUN_INPUTS if norm(k, theirs.get(k)) != norm(k, spec.get(k))]
+
+def check_run(cfg:DistillConfig, train, out, lam_ratio:float=None, spec:Optional[RunSpec]=None) -> Optional[dict]:
     """What can be refused before anything is written: an IPC the classes cannot fill; in `out`, an unreadable or foreign
     checkpoint, one past `cfg.iterations`, or a finished run of another config. Returns the config `out` holds, if any"""
     small = min(len(i) for i in train.class_indices())
@@ -376,13 +394,20 @@ def check_run(cfg:DistillConfig, train, out, lam_ratio:float=None) -> Optional[d
     else: return None
     mine = cfg if lam_ratio is None else replace(cfg, lam=theirs.get('lam', cfg.lam))  # lam is calibrated later
     if not cfg.n_experts: mine = replace(mine, n_experts=theirs.get('n_experts', 0))  # not fixed by this command: the run's
-    if diff := config_diff(mine, theirs):
+    if diff := config_diff(mine, theirs) + (inputs_diff(spec, out) if spec is not None else []):
         raise ValueError(f"{out} holds a run with another config: {', '.join(diff)}; use another output folder")
     if at is not None and at > cfg.iterations:
         raise ValueError(f'{out} holds a run at iteration {at}, past iterations={cfg.iterations}; ask for {at} or more, or use another output folder')
     if not ck.exists() and at != cfg.iterations:
         raise ValueError(f'{out} holds a finished run of {at} iterations without its checkpoint, so it cannot go on to {cfg.iterations}; use another output folder')
     return theirs
+
+def _store_settings(store:ExpertStore) -> list:
+    "The `experts.*` assignments that say how the store's experts were trained (the spec records what was read, not what was asked)"
+    m = store.manifest(store.ids()[0]); tr = m['training']
+    return [f"experts.train_epochs={tr['n_epochs']}", f"experts.lr={tr['lr']!r}", f"experts.batch_size={tr['batch_size']}",
+            f"experts.seed={tr['seed']}", f"experts.dsa={'true' if tr['dsa_strategy'] else 'false'}",
+            f"experts.half={'true' if m.get('storage_dtype') == 'float16' else 'false'}"]
 
 def distill_run(spec:RunSpec, out, progress:bool=True) -> dict:
     "Resolve `spec`, check, get experts (MTT: a matching store of any length serves), distil (resuming from `out`), evaluate"
@@ -395,14 +420,14 @@ def distill_run(spec:RunSpec, out, progress:bool=True) -> dict:
     needs_experts = BASE_METHODS[spec.loop.base].needs_experts
     cfg = spec.distill_config()
     if needs_experts: cfg = replace(cfg, n_experts=spec.experts.n_experts)  # 0: not fixed yet
-    theirs = check_run(cfg, train, out, spec.mim.lam_ratio if calibrate else None)
+    theirs = check_run(cfg, train, out, spec.mim.lam_ratio if calibrate else None, spec)
     store = None
     if needs_experts:
         m, n = cfg.mtt_config(train.info), cfg.n_experts or (theirs or {}).get('n_experts') or None  # a resumed run reads its own
         store, _ = experts_for(train, test, spec.experts.store, m.min_expert_epochs, n, zca=m.zca,
                                n_epochs=spec.experts.train_epochs, arch=cfg.arch, progress=progress, device=device, **spec.expert_kw())
         n = n or len(store)
-        spec, cfg = spec.override(f'experts.n_experts={n}'), replace(cfg, n_experts=n)  # what the run reads: a rerun trains nothing
+        spec, cfg = spec.override(f'experts.n_experts={n}', *_store_settings(store)), replace(cfg, n_experts=n)  # what the run reads
     if calibrate:
         spec = spec.override(f'mim.lam={calibrate_lam(cfg, train, store, ratio=spec.mim.lam_ratio, device=device)!r}')
         cfg = replace(spec.distill_config(), n_experts=cfg.n_experts)

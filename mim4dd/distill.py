@@ -383,12 +383,27 @@ def read_checkpoint(path) -> dict:
     except ValueError as e: raise ValueError(f'{e}; delete it to start afresh, or use another output folder') from e
     if not (isinstance(d, dict) and _CHECKPOINT_KEYS <= set(d)):
         raise ValueError(f'{path} is not a checkpoint of a distillation ({_looks_like(d)}); delete it or use another output folder')
+    if problem := _inconsistent(d):
+        raise ValueError(f'{path} is damaged: {problem}; delete it to start afresh, or use another output folder')
     return d
+
+def _inconsistent(d:dict) -> str:
+    "What does not hold together in a checkpoint's contents ('' when nothing)"
+    x, y, it = d['x_syn'], d['y_syn'], d['iteration']
+    if not (torch.is_tensor(x) and x.dim() == 4 and x.is_floating_point()): return 'its images are not an (N, C, H, W) float tensor'
+    if not torch.isfinite(x).all(): return 'its images are not finite'
+    if not (torch.is_tensor(y) and len(y) == len(x)): return f'it has {len(x)} images but not as many labels'
+    if not (isinstance(it, int) and it >= 0 and len(d['history']) == it):
+        return f"its iteration ({it!r}) is not the length of its history ({len(d['history'])})"
+    if not (isinstance(d['generators'], dict) and set(d['generators']) == {'init', 'base', 'mim'}): return 'its generator states are incomplete'
+    return ''
 
 @patch
 def load_state_dict(self:Distiller, d:dict):
     if diff := config_diff(self.cfg, d['config']):
         raise ValueError('the checkpoint was written by a run with another config: ' + ', '.join(diff) + '; use another output folder')
+    if d['x_syn'].shape != self.x_syn.shape:
+        raise ValueError(f"the checkpoint holds images of shape {tuple(d['x_syn'].shape)}, the run {tuple(self.x_syn.shape)}; use another output folder")
     with torch.no_grad(): self.x_syn.copy_(d['x_syn'])
     self.opt_img.load_state_dict(d['opt_img'])
     if self.opt_par is not None: self.opt_par.load_state_dict(d['opt_par'])

@@ -283,6 +283,7 @@ def train_one(self:ExpertStore, i:int, # expert id
             self._save_partial(i, spec, snaps, record, net, opt.state_dict(), generator)
             bar.set_postfix(epoch=f"{epoch + 1}/{tr['n_epochs']}", test_acc=f"{record['test_acc'][-1]:.3f}", refresh=False)
             if callback is not None: callback(i, epoch, record)
+        bar.refresh()  # the last state, n/total with the last epoch (a log keeps it; a terminal clears the bar)
     return self._write(i, spec, snaps, record, half, len(train), len(test), rank, world_size)
 
 @patch
@@ -351,7 +352,7 @@ def train_group(self:ExpertStore, ids:list, # fresh expert ids (no file, no part
             if callback is not None: callback(i, epoch, r)
         bar.set_postfix(epoch=f"{epoch + 1}/{tr['n_epochs']}", refresh=False)
         if bad: bar.close(); raise self._diverged(bad, epoch, tr['lr'])
-    bar.close()
+    bar.refresh(); bar.close()
     return [self._write(i, spec, snaps[k], records[k], half, len(train), len(test), rank, world_size) for k, i in enumerate(ids)]
 
 # %% ../nbs/12_experts.ipynb #10ef6aa3

@@ -21,7 +21,10 @@ _IDX_TYPES = {0x08: np.dtype('u1'), 0x09: np.dtype('i1'), 0x0B: np.dtype('>i2'),
 def read_idx(path) -> torch.Tensor:
     "Read an IDX file (MNIST's format), gzipped (`.gz`) or not, into a tensor."
     path = Path(path)
-    with (gzip.open if path.suffix == '.gz' else open)(path, 'rb') as f: data = f.read()
+    with (gzip.open if path.suffix == '.gz' else open)(path, 'rb') as f:
+        try: data = f.read()
+        except (EOFError, gzip.BadGzipFile, zlib.error) as e:  # cut short, or bytes changed (the CRC, a bad deflate block)
+            raise ValueError(f'{path} is truncated or corrupt ({e}); delete it and download it again') from None
     if len(data) < 4 or data[:2] != b'\0\0' or data[2] not in _IDX_TYPES: raise ValueError(f'{path} is not an IDX file')
     shape = struct.unpack(f'>{data[3]}I', data[4:4 + 4 * data[3]])
     dt = _IDX_TYPES[data[2]]

@@ -278,6 +278,9 @@ def check(self:RunSpec) -> RunSpec:
         raise ValueError(f'loop.seed must be < 2**31 (generators are seeded with seed * 1000 + k and seed * 1_000_003 + run), got {v}')
     cfg = self.distill_config()
     if self.loop.base == 'mtt': cfg.mtt_config()  # the preset's fields with the overrides make a valid MTTConfig
+    if (s := self.experts.store) is not None:  # as --experts and --out are refused (chapter 30's check_out), not as mkdir says it
+        p = Path(s).expanduser(); q = next((q for q in (p, *p.parents) if q.exists()), None)
+        if q is not None and not q.is_dir(): raise ValueError(f'experts.store {s}: {q} is a file, not a folder; choose another path')
     if self.loop.cpu_malloc not in ('keep', 'system'): raise ValueError(f"loop.cpu_malloc must be 'keep' or 'system', got {self.loop.cpu_malloc!r}")
     if self.eval.protocol not in PROTOCOLS: raise ValueError(f"eval.protocol must be one of {', '.join(PROTOCOLS)}, got {self.eval.protocol!r}")
     for key in ('loop.arch', 'eval.arch'):
@@ -306,9 +309,14 @@ def resolve(self:RunSpec, info, # the data's DatasetInfo (picks the MTT row of a
     data = replace(self.data, path=absolute(self.data.path), root=absolute(self.data.root))
     net = get_network(self.loop.arch, info.channels, info.n_classes, tuple(info.im_size))
     with torch.no_grad(): n_blocks = len(net.features(torch.zeros(1, info.channels, *info.im_size)))
-    mim = replace(self.mim, layers=self.mim.layers if self.mim.layers is not None else tuple(range(n_blocks)))
+    layers = self.mim.layers if self.mim.layers is not None else tuple(range(n_blocks))
+    if not layers or len(set(layers)) != len(layers) or any(not 0 <= i < n_blocks for i in layers):  # now, not after the experts
+        raise ValueError(f'mim.layers must be distinct block indices in 0..{n_blocks - 1} (the {self.loop.arch} on '
+                         f"{'x'.join(map(str, info.im_size))} images has {n_blocks} blocks), got {','.join(map(str, layers))}")
+    mim = replace(self.mim, layers=layers)
     ev = replace(self.eval, epochs=self.eval.epochs or PROTOCOLS[self.eval.protocol].n_epochs)
-    return replace(self, data=data, mtt=mtt, experts=experts, mim=mim, eval=ev).check()
+    r = replace(self, data=data, mtt=mtt, experts=experts, mim=mim, eval=ev)
+    return RunSpec.from_dict(r.to_dict()).check()  # each field as its type: the preset's lr_img=100 is 100.0, as config.json reads
 
 # %% ../nbs/21_spec.ipynb #637601d9
 def spec_fields() -> list:
