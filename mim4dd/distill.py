@@ -20,7 +20,7 @@ from .data import ImageSet, load_pt
 from .nets import get_network, functional_features, load_flat_params_
 from .augment import DSA, dsa_strategy_for
 from .evaluate import fresh_net
-from .experts import ExpertStore, model_config, zca_identity, apply_zca, build_net
+from .experts import ExpertStore, model_config, zca_identity, apply_zca, build_net, dataset_identity
 from .coreset import herding_coreset
 from .mtt import TrajectoryMatcher, StepSize, MTTConfig, mtt_preset, make_optimizers, PRECISIONS, LAYOUTS, CAPTURES
 from .mi import BOUNDS, NEGATIVES
@@ -321,6 +321,8 @@ class Distiller:
         self.mim = MIMTerm(cfg, train, self.base.net, self.gens['mim'], dsa=self.base.dsa) if cfg.uses_mim() else None
         self.opt_img, self.opt_par = self.base.make_optimizers(self.x_syn)  # the pixels' SGD, and the base's own parameters' (or None)
         self.iteration, self.history, self.info = 0, [], train.info
+        # what a checkpoint must have been written from: name, shape, classes, normalisation (so content), size, classes' sizes
+        self.data_id = dict(dataset_identity(train), n=len(train), per_class=[len(i) for i in train.class_indices()])
 
 # %% ../nbs/20_distill.ipynb #a0e1e24d
 PIXEL_LIMIT = 1e3  # pixels beyond this many times the largest |x| of the real starting images: the run diverged
@@ -369,7 +371,7 @@ def state_dict(self:Distiller) -> dict:
                 y_syn=self.y_syn, opt_img=self.opt_img.state_dict(),
                 opt_par=self.opt_par.state_dict() if self.opt_par else None, base=self.base.state_dict(),
                 mim=self.mim.state_dict() if self.mim else None, history=list(self.history),
-                generators={k: g.get_state() for k, g in self.gens.items()})
+                generators={k: g.get_state() for k, g in self.gens.items()}, data=self.data_id)
 
 def config_diff(cfg:DistillConfig, theirs:dict) -> list:
     "'key=theirs (now mine)' for every setting a checkpoint written with config `theirs` disagrees with (resumable ones aside)"
@@ -402,6 +404,9 @@ def _inconsistent(d:dict) -> str:
 def load_state_dict(self:Distiller, d:dict):
     if diff := config_diff(self.cfg, d['config']):
         raise ValueError('the checkpoint was written by a run with another config: ' + ', '.join(diff) + '; use another output folder')
+    if 'data' in d and d['data'] != self.data_id:  # absent from older checkpoints
+        diff = ', '.join(k for k in self.data_id if d['data'].get(k) != self.data_id[k])
+        raise ValueError(f'the checkpoint was written from other training data (its {diff} differ); use another output folder')
     if d['x_syn'].shape != self.x_syn.shape:
         raise ValueError(f"the checkpoint holds images of shape {tuple(d['x_syn'].shape)}, the run {tuple(self.x_syn.shape)}; use another output folder")
     with torch.no_grad(): self.x_syn.copy_(d['x_syn'])
