@@ -262,6 +262,9 @@ def experts_cli(out:str=None, # the store folder (default: the spec's experts.st
     try: spec.check()
     except ValueError as e: raise UsageError(str(e)) from e
     for i in store.ids(): store.manifest(i)  # a truncated or foreign file is named before anything is trained
+    if store.ids() and (stored := store.manifest(store.ids()[0]).get('storage_dtype') == 'float16') != spec.experts.half:
+        raise UsageError(f"{store.root} stores its experts in {'float16' if stored else 'float32'}: "
+                         f"{'add --half' if stored else 'drop --half'} (experts.half={str(stored).lower()}) to add to it")
     world, dev = int(os.environ.get('WORLD_SIZE', 1)), run_device(spec)
     train, test = load_dataset(d.name, d.root, download=d.download, progress=progress and not quiet, **opts)
     spec = spec.resolve(train.info)
