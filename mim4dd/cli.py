@@ -370,7 +370,8 @@ def eval_cli(distilled:str,            # a distilled.pt written by mim4dd_distil
     res = evaluate_distilled(ds, test, e.protocol, e.runs, e.epochs or None, spec.loop.seed, e.arch,
                              progress=progress and not quiet, device=dev)
     print(res)  # before writing: the result is on the screen whatever happens to the file
-    name = f'eval_{e.arch}_{res.protocol}_runs{e.runs}_seed{spec.loop.seed}.json'
+    on = f'_on_{Path(path).name}' if path is not None else ''  # test images from another folder than the set's own
+    name = f'eval_{e.arch}_{res.protocol}_runs{e.runs}_seed{spec.loop.seed}{on}.json'
     out = Path(distilled).with_name(name.replace('(', '_').replace(')', '').replace('=', ''))
     out.write_text(json.dumps(dict(res.to_dict(), spec=spec.to_dict()), indent=1))
 

@@ -50,3 +50,13 @@ def test_a_set_list_that_took_the_path_is_named(tmp_path):
     code, err = inproc(eval_cli, 'mim4dd_eval', '--set', 'eval.runs=1', tmp_path/'distilled.pt')
     assert (code, err) == (2, ['mim4dd_eval: error: the following arguments are required: distilled '
                                '(--set takes every word after it: put it last) (see mim4dd_eval --help)'])
+
+
+def test_eval_on_another_folder_keeps_both_results(run):
+    code, err = inproc(eval_cli, 'mim4dd_eval', run/'run'/'distilled.pt', '--n_runs', '1', '--n_epochs', '1', '--quiet')
+    assert code == 0, err
+    import shutil; shutil.copytree(run/'pics', run/'copy')
+    code, err = inproc(eval_cli, 'mim4dd_eval', run/'run'/'distilled.pt', '--path', run/'copy', '--n_runs', '1', '--n_epochs', '1', '--quiet')
+    assert code == 0, err
+    assert sorted(p.name for p in (run/'run').glob('eval_*.json')) == ['eval_ConvNet_mtt_epochs1_runs1_seed0.json',
+                                                                        'eval_ConvNet_mtt_epochs1_runs1_seed0_on_copy.json']
