@@ -316,6 +316,8 @@ def _test_options(ds:DistilledSet, path=None) -> dict:
         return {}
     src = ds.dataset.get('source', '').split(': ', 1)[-1]
     if path is None and not src: raise UsageError('the set does not record its image folder: pass --path')
+    if path is None and not Path(src).exists():
+        raise FileNotFoundError(f'the folder the set was distilled from, {src}, does not exist: pass --path where its images are now')
     opts = dataset_options(ds.dataset['name'], path or src)
     return dict(opts, size=tuple(ds.dataset['im_size']), channels=ds.dataset['channels'])
 
@@ -469,7 +471,7 @@ def distill_cli(out:str='runs/distill',    # output folder (resumes when it hold
                 download:bool=False,       # fetch missing dataset files (needs a network)
                 ipc:int=None,              # images per class (default: the spec's, 1)
                 base:str=None,             # 'mtt' or 'dm' (default: the spec's, mtt)
-                lam:float=None,            # weight of the MIM term (default 0: the base method alone)
+                lam:float=None,            # weight of the MIM term (default 0: the base method alone); L_MIM can be ~10x the base loss: --lam_ratio sets the scale
                 lam_ratio:float=None,      # instead of lam: calibrate lam so that lam*L_MIM = lam_ratio*L_base at the start
                 gamma:float=None,          # layer weighting gamma^-(K-k) (default: the spec's, 1)
                 tau:float=None,            # critic temperature (default: the spec's, 0.1)

@@ -94,6 +94,14 @@ class DistillConfig:
         need(self.capture != 'compile' or self.precision == 'float32', "capture='compile' runs the student in float32: set precision='float32'")
         need(self.layout in LAYOUTS, f"layout must be one of {', '.join(LAYOUTS)}, got {self.layout!r}")
         need(isinstance(self.n_experts, int) and self.n_experts >= 0, f'n_experts must be an int >= 0 (0: all), got {self.n_experts!r}')
+        for k in ('dsa', 'track_mi'): need(isinstance(getattr(self, k), bool), f'{k} must be True or False, got {getattr(self, k)!r}')
+        need(self.zca is None or isinstance(self.zca, bool), f'zca must be True, False or None (the preset), got {self.zca!r}')
+        need(isinstance(self.seed, int) and not isinstance(self.seed, bool) and self.seed >= 0, f'seed must be an int >= 0, got {self.seed!r}')
+        need(isinstance(self.checkpoint_every, int) and self.checkpoint_every >= 0,
+             f'checkpoint_every must be an int >= 0 (0: only at the end), got {self.checkpoint_every!r}')
+        for k in ('lam', 'gamma', 'tau', 'lr_heads', 'lr_img_dm') + tuple(f for f in ('lr_img', 'lr_lr', 'syn_lr_init') if getattr(self, f) is not None):
+            v = getattr(self, k)
+            need(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v), f'{k} must be a finite number, got {v!r}')
         for k in ('ipc', 'iterations', 'dim', 'batch_real'):
             need(isinstance(getattr(self, k), int) and getattr(self, k) >= 1, f'{k} must be an int >= 1, got {getattr(self, k)!r}')
         need(self.lam >= 0, f'lam must be >= 0, got {self.lam}')
@@ -583,12 +591,12 @@ def prepare(self:DistilledSet, test:ImageSet) -> ImageSet:
 
 # %% ../nbs/20_distill.ipynb #bc0805ba
 @patch
-def pixels(self:DistilledSet) -> torch.Tensor:
-    "The images as [0, 1] pixels (N, C, H, W): ZCA inverted or normalisation undone, then clamped"
+def pixels(self:DistilledSet, clamp:bool=True) -> torch.Tensor: # clamp: to [0, 1], for pictures (distilled pixels may leave it)
+    "The images as pixels (N, C, H, W): ZCA inverted or normalisation undone, then clamped to [0, 1]"
     from mim4dd.augment import ZCA
     if self.zca is not None: p = ZCA.from_state_dict(self.zca).inverse(self.x)
     else: p = self.x * self.x.new_tensor(self.dataset['std']).view(-1, 1, 1) + self.x.new_tensor(self.dataset['mean']).view(-1, 1, 1)
-    return p.clamp(0, 1)
+    return p.clamp(0, 1) if clamp else p
 
 @patch
 def save_image_folder(self:DistilledSet, folder) -> Path:
@@ -607,7 +615,8 @@ def save_image_folder(self:DistilledSet, folder) -> Path:
 def to_dd_ranking(self:DistilledSet, folder=None) -> dict:
     "dict(images, labels, lr) as DD-Ranking's compute_metrics takes them (mean/std space, no ZCA); saved as .pt in `folder`"
     mean, std = (self.x.new_tensor(self.dataset[k]).view(-1, 1, 1) for k in ('mean', 'std'))
-    out = dict(images=((self.pixels() - mean) / std).float(), labels=self.y.long().clone(),
+    images = self.x if self.zca is None else (self.pixels(clamp=False) - mean) / std  # the set itself, not a picture of it
+    out = dict(images=images.float().clone(), labels=self.y.long().clone(),
                lr=None if self.syn_lr is None else torch.tensor(float(self.syn_lr)))
     if folder is not None:
         Path(folder).mkdir(parents=True, exist_ok=True)

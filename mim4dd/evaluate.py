@@ -83,6 +83,7 @@ def check_set(x:torch.Tensor, # images (N, C, H, W), normalised like `test`
         raise ValueError(f'x has images of shape {tuple(x.shape[1:])} but the test set has {tuple(test.x.shape[1:])}')
     if len(x) == 0: raise ValueError('the set is empty')
     if len(x) != len(y): raise ValueError(f'x has {len(x)} images but y has {len(y)} labels')
+    if not torch.isfinite(x).all(): raise ValueError(f'x holds {int((~torch.isfinite(x)).sum())} non-finite values (NaN or inf)')
     C = test.info.n_classes
     if y.dim() == 1:
         if y.is_floating_point(): raise TypeError('hard labels must be integers (int64); soft labels must be (N, n_classes)')
@@ -346,6 +347,7 @@ def evaluate_set(x:torch.Tensor, # images (N, C, H, W), normalised like `test`
     "Train `n_runs` fresh networks on (x, y) with `protocol` and test them on `test`."
     p = get_protocol(protocol, n_epochs)
     check_set(x, y, test)
+    x, y = x.float(), (y.long() if y.dim() == 1 else y.float())  # float64 or half images, int32 labels: the networks' types
     if n_runs < 1: raise ValueError(f'n_runs must be >= 1, got {n_runs}')
     lr_used, dev = _resolve_lr(p, lr), torch.device(device) if device is not None else x.device
     strategy = (dsa_strategy or dsa_strategy_for(test.info.name)) if p.dsa else None
