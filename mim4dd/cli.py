@@ -6,8 +6,8 @@
 __all__ = ['EXPERT_FLAGS', 'EVAL_FLAGS', 'FLAG_FIELDS', 'DEMO', 'DEMO_QUICK', 'UsageError', 'check_number', 'check_dataset',
            'check_out', 'dataset_options', 'LineProgress', 'run_script', 'console_script', 'resolve_device',
            'run_device', 'flags_to_spec', 'flag_defaults', 'experts_spec', 'experts_cli', 'evaluate_distilled',
-           'eval_spec', 'eval_cli', 'inputs_diff', 'check_run', 'distill_run', 'spec_from_flags', 'distill_cli',
-           'demo_spec', 'run_demo', 'demo']
+           'eval_spec', 'eval_cli', 'inputs_diff', 'check_run', 'short_experts', 'distill_run', 'spec_from_flags',
+           'distill_cli', 'demo_spec', 'run_demo', 'demo']
 
 # %% ../nbs/30_cli.ipynb #773399d8
 import argparse, inspect, io, json, math, numbers, os, re, sys, tempfile, time
@@ -408,6 +408,14 @@ def check_run(cfg:DistillConfig, train, out, lam_ratio:float=None, spec:Optional
         raise ValueError(f'{out} holds a finished run of {at} iterations without its checkpoint, so it cannot go on to {cfg.iterations}; use another output folder')
     return theirs
 
+def short_experts(m, n_train:int, batch_size:int, factor:float=2.) -> str:
+    "A warning ('' for none) when the student takes over `factor` times the SGD steps of the expert epochs it matches"
+    expert_steps = m.expert_epochs * math.ceil(n_train / batch_size)
+    if m.syn_steps <= factor * expert_steps: return ''
+    return (f'the student takes {m.syn_steps} steps (mtt.syn_steps) to match {m.expert_epochs} expert epochs of {expert_steps} SGD '
+            f'step(s) in all ({n_train} images, batch {batch_size}): it may overshoot and its step size collapse; train the '
+            'experts with a smaller batch (mim4dd_experts --batch_size) or lower mtt.syn_steps')
+
 def _store_settings(store:ExpertStore) -> list:
     "The `experts.*` assignments that say how the store's experts were trained (the spec records what was read, not what was asked)"
     m = store.manifest(store.ids()[0]); tr = m['training']
@@ -434,6 +442,7 @@ def distill_run(spec:RunSpec, out, progress:bool=True) -> dict:
                                n_epochs=spec.experts.train_epochs, arch=cfg.arch, progress=progress, device=device, **spec.expert_kw())
         n = n or len(store)
         spec, cfg = spec.override(f'experts.n_experts={n}', *_store_settings(store)), replace(cfg, n_experts=n)  # what the run reads
+        if warning := short_experts(m, len(train), spec.experts.batch_size): print(f'warning: {warning}', file=sys.stderr, flush=True)
     if calibrate:
         spec = spec.override(f'mim.lam={calibrate_lam(cfg, train, store, ratio=spec.mim.lam_ratio, device=device)!r}')
         cfg = replace(spec.distill_config(), n_experts=cfg.n_experts)
