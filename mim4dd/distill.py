@@ -574,11 +574,16 @@ def load_distilled(path) -> DistilledSet:
     return DistilledSet.load(path)
 
 @patch
+def _mean_std(self:DistilledSet, like:torch.Tensor) -> tuple:
+    "The set's normalisation (mean, std), each (C, 1, 1) in `like`'s dtype and device"
+    return tuple(like.new_tensor(self.dataset[k]).view(-1, 1, 1) for k in ('mean', 'std'))
+
+@patch
 def transform(self:DistilledSet, pixels:torch.Tensor) -> torch.Tensor:
     "[0, 1] pixels (N, C, H, W) into the space of `x`: the set's mean/std normalisation, or its ZCA when it has one"
     from mim4dd.augment import ZCA
     if self.zca is not None: return ZCA.from_state_dict(self.zca).transform(pixels)
-    mean, std = (torch.tensor(self.dataset[k], dtype=pixels.dtype, device=pixels.device).view(-1, 1, 1) for k in ('mean', 'std'))
+    mean, std = self._mean_std(pixels)
     return (pixels - mean) / std
 
 @patch
@@ -595,7 +600,7 @@ def pixels(self:DistilledSet, clamp:bool=True) -> torch.Tensor: # clamp: to [0, 
     "The images as pixels (N, C, H, W): ZCA inverted or normalisation undone, then clamped to [0, 1]"
     from mim4dd.augment import ZCA
     if self.zca is not None: p = ZCA.from_state_dict(self.zca).inverse(self.x)
-    else: p = self.x * self.x.new_tensor(self.dataset['std']).view(-1, 1, 1) + self.x.new_tensor(self.dataset['mean']).view(-1, 1, 1)
+    else: mean, std = self._mean_std(self.x); p = self.x * std + mean
     return p.clamp(0, 1) if clamp else p
 
 @patch
@@ -614,7 +619,7 @@ def save_image_folder(self:DistilledSet, folder) -> Path:
 @patch
 def to_dd_ranking(self:DistilledSet, folder=None) -> dict:
     "dict(images, labels, lr) as DD-Ranking's compute_metrics takes them (mean/std space, no ZCA); saved as .pt in `folder`"
-    mean, std = (self.x.new_tensor(self.dataset[k]).view(-1, 1, 1) for k in ('mean', 'std'))
+    mean, std = self._mean_std(self.x)
     images = self.x if self.zca is None else (self.pixels(clamp=False) - mean) / std  # the set itself, not a picture of it
     out = dict(images=images.float().clone(), labels=self.y.long().clone(),
                lr=None if self.syn_lr is None else torch.tensor(float(self.syn_lr)))

@@ -323,36 +323,37 @@ def train_group(self:ExpertStore, ids:list, # fresh expert ids (no file, no part
     snaps = [[flat_params(net).cpu()] for net in nets]
     records = [dict(train_loss=[], train_acc=[], test_acc=[], seconds=0.) for _ in ids]
     bar = _batch_bar(f'experts {ids[0]}-{ids[-1]}', tr['n_epochs'], len(train), tr['batch_size'], progress)
-    for epoch in range(tr['n_epochs']):
-        t0 = time.perf_counter()
-        for net in nets: net.train()
-        orders = [torch.randperm(len(train), generator=g).split(tr['batch_size']) for g in gens]
-        loss_sum, correct = [0.] * len(ids), [0] * len(ids)
-        for idxs in zip(*orders):  # batch b of every expert
-            ys = [train.y[idx].to(device) for idx in idxs]
-            xbs = [train.x[idx].to(device) for idx in idxs]
-            if dsa is not None: xbs = [dsa(xb, generator=g) for xb, g in zip(xbs, gens)]
-            logits = ensemble_forward(nets[0], params, torch.stack(xbs))  # (K, B, n_classes)
-            losses = [F.cross_entropy(lk, yk) for lk, yk in zip(logits, ys)]
-            opt.zero_grad(); sum(losses).backward(); opt.step()  # expert k's gradient is its own loss's: the others do not touch it
-            for k, (l, lk, yk) in enumerate(zip(losses, logits, ys)):
-                loss_sum[k] += l.item() * len(yk); correct[k] += (lk.argmax(1) == yk).sum().item()
-            bar.update()
-        unstack_params_(nets, params)
-        secs = (time.perf_counter() - t0) / len(ids)  # the pass's time, shared
-        thetas = [flat_params(net).cpu() for net in nets]
-        bad = [i for k, i in enumerate(ids) if not _finite(loss_sum[k] / len(train), thetas[k])]
-        for k, (i, net) in enumerate(zip(ids, nets)):
-            if i in bad: continue  # the others keep their epoch: no expert's trajectory depends on another's
-            snaps[k].append(thetas[k])
-            r = records[k]
-            r['train_loss'].append(loss_sum[k] / len(train)); r['train_acc'].append(correct[k] / len(train))
-            r['test_acc'].append(accuracy(net, test, device=device)); r['seconds'] += secs
-            self._save_partial(i, spec, snaps[k], r, net, _sgd_state_of(opt, k), gens[k])
-            if callback is not None: callback(i, epoch, r)
-        bar.set_postfix(epoch=f"{epoch + 1}/{tr['n_epochs']}", refresh=False)
-        if bad: bar.close(); raise self._diverged(bad, epoch, tr['lr'])
-    bar.refresh(); bar.close()
+    with bar:
+        for epoch in range(tr['n_epochs']):
+            t0 = time.perf_counter()
+            for net in nets: net.train()
+            orders = [torch.randperm(len(train), generator=g).split(tr['batch_size']) for g in gens]
+            loss_sum, correct = [0.] * len(ids), [0] * len(ids)
+            for idxs in zip(*orders):  # batch b of every expert
+                ys = [train.y[idx].to(device) for idx in idxs]
+                xbs = [train.x[idx].to(device) for idx in idxs]
+                if dsa is not None: xbs = [dsa(xb, generator=g) for xb, g in zip(xbs, gens)]
+                logits = ensemble_forward(nets[0], params, torch.stack(xbs))  # (K, B, n_classes)
+                losses = [F.cross_entropy(lk, yk) for lk, yk in zip(logits, ys)]
+                opt.zero_grad(); sum(losses).backward(); opt.step()  # expert k's gradient is its own loss's: the others do not touch it
+                for k, (l, lk, yk) in enumerate(zip(losses, logits, ys)):
+                    loss_sum[k] += l.item() * len(yk); correct[k] += (lk.argmax(1) == yk).sum().item()
+                bar.update()
+            unstack_params_(nets, params)
+            secs = (time.perf_counter() - t0) / len(ids)  # the pass's time, shared
+            thetas = [flat_params(net).cpu() for net in nets]
+            bad = [i for k, i in enumerate(ids) if not _finite(loss_sum[k] / len(train), thetas[k])]
+            for k, (i, net) in enumerate(zip(ids, nets)):
+                if i in bad: continue  # the others keep their epoch: no expert's trajectory depends on another's
+                snaps[k].append(thetas[k])
+                r = records[k]
+                r['train_loss'].append(loss_sum[k] / len(train)); r['train_acc'].append(correct[k] / len(train))
+                r['test_acc'].append(accuracy(net, test, device=device)); r['seconds'] += secs
+                self._save_partial(i, spec, snaps[k], r, net, _sgd_state_of(opt, k), gens[k])
+                if callback is not None: callback(i, epoch, r)
+            bar.set_postfix(epoch=f"{epoch + 1}/{tr['n_epochs']}", refresh=False)
+            if bad: raise self._diverged(bad, epoch, tr['lr'])
+        bar.refresh()  # the last state, n/total (a log keeps it; a terminal clears the bar)
     return [self._write(i, spec, snaps[k], records[k], half, len(train), len(test), rank, world_size) for k, i in enumerate(ids)]
 
 # %% ../nbs/12_experts.ipynb #10ef6aa3
